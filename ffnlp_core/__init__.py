@@ -1,0 +1,1 @@
+"""ffnlp_core: the Streamlit-free library behind ffnlp."""

@@ -1,0 +1,182 @@
+"""Headless command line over the same engine the app uses:
+
+    python -m ffnlp_core train --csv PATH --text-column tweet --label-column class --epochs 1 --json
+
+Progress goes to stderr; with --json, stdout is one JSON object. Bad input: one line on stderr, exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+
+from .config import ACTIVATIONS, DEVICES, ENGINES, OPTIMIZERS, VECTORIZERS, ConfigError, RunConfig
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m ffnlp_core", description="Train a feedforward text classifier."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train on a CSV of labeled comments (or the built-in data)")
+    t.add_argument("--csv", help="CSV file; without it the built-in data set is used")
+    t.add_argument("--sample", default="interaction", help="built-in data set when --csv is not given")
+    t.add_argument("--text-column")
+    t.add_argument("--label-column")
+    t.add_argument("--hidden", default="100,100,100", help="hidden widths, input to output ('' for none)")
+    t.add_argument("--activation", default="none", choices=list(ACTIVATIONS))
+    t.add_argument("--dropout", type=float, default=0.0)
+    t.add_argument("--optimizer", default="adam", choices=list(OPTIMIZERS))
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--weight-decay", type=float, default=0.0)
+    t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument("--epochs", type=int, default=1)
+    t.add_argument(
+        "--eval-every", type=int, default=0, help="steps between dev evaluations (0: ~10 per epoch)"
+    )
+    t.add_argument("--device", default="auto", choices=list(DEVICES))
+    t.add_argument("--engine", default="manual", choices=list(ENGINES))
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--dev-fraction", type=float, default=0.2)
+    t.add_argument("--vectorizer", default="counts", choices=list(VECTORIZERS))
+    t.add_argument("--ngrams", type=int, default=1, choices=[1, 2])
+    t.add_argument("--min-df", type=int, default=1)
+    t.add_argument("--max-features", type=int)
+    t.add_argument("--probe-every", type=int, default=0, help="steps between gradient probes (0: auto)")
+    t.add_argument(
+        "--plain", action="store_true", help="the plain autograd loop instead of the CPU fast path"
+    )
+    t.add_argument("--skip-zero-grad", action="store_true", help="reproduce the lecture's bug")
+    t.add_argument("--patience", type=int, default=0, help="Lightning: early stopping on dev loss")
+    t.add_argument("--devices", type=int, default=1, help="Lightning: number of devices (processes)")
+    t.add_argument("--strategy", default="auto", help="Lightning: e.g. ddp")
+    t.add_argument("--precision", default=None, help="Lightning: e.g. 32-true, 16-mixed, bf16-mixed")
+    t.add_argument("--save", help="folder to save the trained run (config, metrics, weights)")
+    t.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    cfg = RunConfig()
+    d, m, t = cfg.data, cfg.model, cfg.train
+    d.source = args.csv or f"builtin:{args.sample}"
+    d.text_column, d.label_column = args.text_column, args.label_column
+    d.dev_fraction, d.vectorizer, d.ngram_max = args.dev_fraction, args.vectorizer, args.ngrams
+    d.min_df, d.max_features = args.min_df, args.max_features
+    try:
+        m.hidden_sizes = [int(h) for h in args.hidden.split(",") if h.strip()]
+    except ValueError as exc:
+        raise ConfigError(
+            f"--hidden must be comma-separated whole numbers like 100,100,100, got {args.hidden!r}"
+        ) from exc
+    m.activation, m.dropout = args.activation, args.dropout
+    t.optimizer, t.lr, t.weight_decay = args.optimizer, args.lr, args.weight_decay
+    t.batch_size, t.epochs, t.eval_every = args.batch_size, args.epochs, args.eval_every
+    t.device, t.engine, t.seed, t.probe_every = args.device, args.engine, args.seed, args.probe_every
+    t.fast, t.skip_zero_grad, t.early_stopping_patience = not args.plain, args.skip_zero_grad, args.patience
+    return cfg.validate()
+
+
+class Progress:
+    """A one-line progress bar on stderr: step, epoch, examples/s, loss, dev accuracy, time left."""
+
+    def __init__(self, stream=sys.stderr):
+        self.stream, self.dev = stream, None
+        self.tty = stream.isatty()
+        self.last = 0.0
+
+    def update(self, steps, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last < (0.2 if self.tty else 2.0):
+            return
+        self.last = now
+        done = int(steps.step[-1])
+        frac = done / max(1, steps.total_steps)
+        bar = "#" * int(24 * frac)
+        rate = steps.examples_per_second
+        left = (steps.total_steps - done) * (steps.examples_seen / done) / rate if rate > 0 else math.nan
+        dev = f" dev acc {self.dev:.3f}" if self.dev is not None else ""
+        line = (
+            f"[{bar:<24}] step {done}/{steps.total_steps} epoch {steps.epoch} "
+            f"{rate:,.0f} ex/s loss {float(steps.loss[-1]):.3f}{dev} ~{left:.0f}s left"
+        )
+        self.stream.write(("\r" if self.tty else "") + line + ("" if self.tty else "\n"))
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .data import DataError
+    from .dataset import build_dataset, load_source
+    from .engine import build_model, train
+    from .events import Eval, Failed, Finished, Started, Steps
+
+    t0 = time.perf_counter()
+    try:
+        cfg = config_from_args(args)
+        ds = build_dataset(load_source(cfg.data), cfg.data)
+    except (DataError, ConfigError, OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.engine == "lightning" and (args.devices > 1 or args.strategy != "auto" or args.precision):
+        from .lightning_engine import set_distributed
+
+        set_distributed(devices=args.devices, strategy=args.strategy, precision=args.precision)
+    progress, result, events, last_steps = Progress(), None, [], None
+    model = build_model(cfg, ds)
+    try:
+        for event in train(cfg, ds, model=model):
+            if args.save:
+                events.append(event)
+            if isinstance(event, Started):
+                print(
+                    f"training on {event.device} ({event.path}), {event.train_examples} examples, "
+                    f"vocabulary {event.vocab_size}, {event.total_steps} steps",
+                    file=sys.stderr,
+                )
+            elif isinstance(event, Steps):
+                progress.update(event)
+                last_steps = event
+            elif isinstance(event, Eval):
+                progress.dev = event.dev_accuracy
+            elif isinstance(event, (Finished, Failed)):
+                result = event
+    except ValueError as exc:  # e.g. a device that does not exist
+        progress.close()
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if last_steps is not None:
+        progress.update(last_steps, force=True)
+    progress.close()
+    if result is None:  # a non-zero rank of a distributed run: rank 0 reports
+        return 0
+    summary = dict(result.summary, seconds=time.perf_counter() - t0)
+    if args.save:
+        from .store import save_events
+
+        save_events(args.save, cfg, ds, events, model=model)
+    if isinstance(result, Failed):
+        summary["failed"] = result.reason
+        print(f"error: {result.reason}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(
+            f"dev accuracy {summary['dev_accuracy']:.4f}, train accuracy {summary['train_accuracy']:.4f}, "
+            f"{summary['examples_per_second']:,.0f} examples/s, {summary['seconds']:.1f} s",
+            file=sys.stderr,
+        )
+    return 1 if isinstance(result, Failed) else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "train":
+        return cmd_train(args)
+    return 2

@@ -1,0 +1,97 @@
+"""From labeled comments to a training-ready data set: seeded stratified split, then bag-of-words fitted
+on the train split only. Everything the engine and the pages need about the data lives in `Dataset`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from . import samples
+from .config import DataConfig
+from .data import DataError, LabeledTexts, load_labeled, stratified_split
+from .features import BagOfWords
+
+
+@dataclass
+class Dataset:
+    """Train and dev splits as sparse bag-of-words matrices, with the texts kept for display."""
+
+    labeled: LabeledTexts
+    vectorizer: BagOfWords
+    train_idx: np.ndarray  # positions in `labeled`
+    dev_idx: np.ndarray
+    x_train: sp.csr_matrix  # (train rows, vocab) float32
+    y_train: np.ndarray  # (train rows,) int64
+    x_dev: sp.csr_matrix
+    y_dev: np.ndarray
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.labeled.class_names
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.labeled.class_names)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.x_train.shape[1]
+
+    def dev_text(self, i: int) -> str:
+        """The comment behind dev row i."""
+        return self.labeled.texts[int(self.dev_idx[i])]
+
+    def train_text(self, i: int) -> str:
+        return self.labeled.texts[int(self.train_idx[i])]
+
+    def summary(self) -> dict:
+        """Plain figures for the Data page, the CLI and run records."""
+        nnz = self.x_train.nnz
+        cells = max(1, self.x_train.shape[0] * self.x_train.shape[1])
+        return {
+            "train_examples": int(self.x_train.shape[0]),
+            "dev_examples": int(self.x_dev.shape[0]),
+            "vocab_size": int(self.vocab_size),
+            "classes": list(self.class_names),
+            "sparsity": 1.0 - nnz / cells,
+            "words_per_comment": nnz / max(1, self.x_train.shape[0]),
+            "class_counts": np.bincount(self.labeled.labels, minlength=self.n_classes).tolist(),
+            "dropped": dict(self.labeled.dropped),
+        }
+
+
+def load_source(cfg: DataConfig, upload: bytes | None = None, name: str = "the file") -> LabeledTexts:
+    """Comments and labels from an upload (bytes), a built-in set ("builtin:<name>") or a CSV path."""
+    if upload is not None:
+        return load_labeled(upload, cfg.text_column, cfg.label_column, name=name)
+    if cfg.source.startswith("builtin:"):
+        key = cfg.source.split(":", 1)[1]
+        if key not in samples.SAMPLES:
+            raise DataError(f"unknown built-in data set {key!r}; choose one of {list(samples.SAMPLES)}")
+        return load_labeled(
+            samples.sample_csv_bytes(key), cfg.text_column, cfg.label_column, name=f"built-in {key}"
+        )
+    return load_labeled(cfg.source, cfg.text_column, cfg.label_column, name=cfg.source)
+
+
+def build_dataset(labeled: LabeledTexts, cfg: DataConfig) -> Dataset:
+    """Split (stratified, seeded) and vectorize (fitted on train only)."""
+    cfg.validate()
+    train_idx, dev_idx = stratified_split(labeled.labels, cfg.dev_fraction, cfg.split_seed)
+    texts = labeled.texts
+    vec = BagOfWords(cfg.vectorizer, cfg.ngram_max, cfg.min_df, cfg.max_features)
+    vec.fit([texts[i] for i in train_idx])
+    x_train = vec.transform([texts[i] for i in train_idx])
+    x_dev = vec.transform([texts[i] for i in dev_idx])
+    return Dataset(
+        labeled=labeled,
+        vectorizer=vec,
+        train_idx=train_idx,
+        dev_idx=dev_idx,
+        x_train=x_train,
+        y_train=labeled.labels[train_idx].astype(np.int64),
+        x_dev=x_dev,
+        y_dev=labeled.labels[dev_idx].astype(np.int64),
+    )

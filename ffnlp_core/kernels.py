@@ -1,0 +1,225 @@
+"""Numba kernels for the CPU fast path: the sparse first layer and the optimizer updates.
+
+Why they exist: at batch 32 a PyTorch step on this network is mostly per-operation overhead (autograd,
+dispatcher, optimizer bookkeeping) plus a dense Adam update of the whole vocabulary x width matrix, of
+which a batch touches ~1%. These loops touch only the rows of the words in the batch.
+All arrays are float32 except indices (int64); kernels write in place.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+ADAM, ADAMW, SGD = 0, 1, 2
+OPTIMIZER_CODES = {"adam": ADAM, "adamw": ADAMW, "sgd": SGD}
+# error_model="numpy": no ZeroDivisionError checks, which would stop LLVM from vectorizing the loops.
+# nogil: the web server's threads keep running while a kernel works.
+_jit = njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
+
+
+@_jit
+def sparse_forward(indptr, indices, data, start, stop, weight, bias, out):
+    """out[r] = bias + sum_k data[k] * weight[indices[k]] for CSR rows start..stop-1.  out: (B, H)."""
+    width = weight.shape[1]
+    for r in range(start, stop):
+        o = out[r - start]
+        for j in range(width):
+            o[j] = bias[j]
+        for k in range(indptr[r], indptr[r + 1]):
+            row = weight[indices[k]]
+            v = data[k]
+            for j in range(width):
+                o[j] += v * row[j]
+
+
+@_jit
+def sparse_backward(indptr, indices, data, start, stop, dz, slot, rows, grad):
+    """Gradient of the loss w.r.t. the weight rows the batch touched.
+
+    dz: (B, H) gradient at the layer's output. Writes the distinct word ids to rows[:n] and their
+    gradient rows to grad[:n]; returns n. `slot` (vocab,) must be all -1 on entry and is left so.
+    """
+    width = dz.shape[1]
+    n = 0
+    for r in range(start, stop):
+        g = dz[r - start]
+        for k in range(indptr[r], indptr[r + 1]):
+            c = indices[k]
+            q = slot[c]
+            if q < 0:
+                q = n
+                slot[c] = n
+                rows[n] = c
+                n += 1
+                for j in range(width):
+                    grad[q, j] = 0.0
+            v = data[k]
+            for j in range(width):
+                grad[q, j] += v * g[j]
+    for q in range(n):
+        slot[rows[q]] = -1
+    return n
+
+
+@_jit
+def _update_span(w, s1, s2, g, kind, lr, b1, b2, eps, wd, momentum, bc1, bc2):
+    """One optimizer update of a contiguous run of parameters, in place (PyTorch's update rules).
+
+    Returns (sum of squared changes, change of the sum of squares) of the run, for the probes.
+    Each rule is split into loops with a single store each so that they vectorize.
+    """
+    n = w.shape[0]
+    lr32, wdf, mom = np.float32(lr), np.float32(wd), np.float32(momentum)
+    du2 = np.float32(0.0)
+    dw2 = np.float32(0.0)
+    if kind == SGD:  # buf = momentum * buf + (g + wd * w);  w -= lr * buf
+        for j in range(n):
+            s1[j] = mom * s1[j] + g[j] + wdf * w[j]
+        for j in range(n):
+            d = -lr32 * s1[j]
+            du2 += d * d
+            dw2 += d * (2 * w[j] + d)  # (w + d)^2 - w^2
+            w[j] += d
+        return du2, dw2
+    b1f, b2f, epsf = np.float32(b1), np.float32(b2), np.float32(eps)
+    step = np.float32(lr / bc1)
+    inv_sqrt_bc2 = np.float32(1.0 / np.sqrt(bc2))
+    l2 = wdf if kind == ADAM else np.float32(0.0)  # Adam: L2 added to the gradient
+    decay = np.float32(lr * wd) if kind == ADAMW else np.float32(0.0)  # AdamW: decoupled decay
+    for j in range(n):
+        s1[j] = b1f * s1[j] + (1 - b1f) * (g[j] + l2 * w[j])
+    for j in range(n):
+        gj = g[j] + l2 * w[j]
+        s2[j] = b2f * s2[j] + (1 - b2f) * gj * gj
+    for j in range(n):
+        d = -decay * w[j] - step * s1[j] / (np.sqrt(s2[j]) * inv_sqrt_bc2 + epsf)
+        du2 += d * d
+        dw2 += d * (2 * w[j] + d)
+        w[j] += d
+    return du2, dw2
+
+
+@_jit
+def update_rows(weight, s1, s2, rows, grad, n, kind, lr, b1, b2, eps, wd, momentum, bc1, bc2):
+    """Lazy update of the touched rows only (as torch.optim.SparseAdam does).
+
+    Returns (sum of squared updates, change of sum W^2) over those rows.
+    """
+    du2 = 0.0
+    dw2 = 0.0
+    for q in range(n):
+        r = rows[q]
+        a, b = _update_span(weight[r], s1[r], s2[r], grad[q], kind, lr, b1, b2, eps, wd, momentum, bc1, bc2)
+        du2 += a
+        dw2 += b
+    return du2, dw2
+
+
+@_jit
+def update_flat(params, s1, s2, grad, kind, lr, b1, b2, eps, wd, momentum, bc1, bc2):
+    """Update of one flat buffer holding all the dense parameters."""
+    return _update_span(params, s1, s2, grad, kind, lr, b1, b2, eps, wd, momentum, bc1, bc2)
+
+
+@_jit
+def segment_sq(a, b, starts, sizes):
+    """Sum of squares of (a - b) over each segment [start, start + size) of flat arrays; b may be None."""
+    out = np.zeros(starts.shape[0])
+    for k in range(starts.shape[0]):
+        acc = np.float32(0.0)
+        for j in range(starts[k], starts[k] + sizes[k]):
+            d = a[j] if b is None else a[j] - b[j]
+            acc += d * d
+        out[k] = acc
+    return out
+
+
+@_jit
+def mean_row_norm(a):
+    """Mean over rows of the Euclidean norm of each row.  a: (B, H)."""
+    total = 0.0
+    for i in range(a.shape[0]):
+        sq = np.float32(0.0)
+        for j in range(a.shape[1]):
+            sq += a[i, j] * a[i, j]
+        total += np.sqrt(np.float64(sq))
+    return total / max(1, a.shape[0])
+
+
+@_jit
+def dead_fraction(z):
+    """Fraction of units (columns) that are <= 0 for every example (row): dead ReLUs.  z: (B, H)."""
+    alive = np.zeros(z.shape[1], np.bool_)
+    for i in range(z.shape[0]):
+        for j in range(z.shape[1]):
+            if z[i, j] > 0:
+                alive[j] = True
+    return 1.0 - alive.sum() / max(1, z.shape[1])
+
+
+@_jit
+def small_slope_fraction(h, kind_sigmoid, threshold):
+    """Fraction of activations whose slope is below `threshold`: sigmoid h(1-h), tanh 1-h^2.  h: (B, H)."""
+    count = 0
+    for i in range(h.shape[0]):
+        for j in range(h.shape[1]):
+            v = h[i, j]
+            s = v * (1 - v) if kind_sigmoid else 1 - v * v
+            if s < threshold:
+                count += 1
+    return count / max(1, h.size)
+
+
+def warm_up() -> None:
+    """Compile (or load from cache) every kernel on tiny inputs, so the first real step is fast."""
+    f = np.float32
+    indptr = np.array([0, 1], np.int64)
+    indices = np.array([0], np.int64)
+    data = np.ones(1, f)
+    w = np.zeros((2, 2), f)
+    out = np.zeros((1, 2), f)
+    sparse_forward(indptr, indices, data, 0, 1, w, np.zeros(2, f), out)
+    slot = np.full(2, -1, np.int64)
+    rows = np.zeros(2, np.int64)
+    grad = np.zeros((2, 2), f)
+    n = sparse_backward(indptr, indices, data, 0, 1, out, slot, rows, grad)
+    for kind in (ADAM, ADAMW, SGD):
+        update_rows(
+            w,
+            np.zeros_like(w),
+            np.zeros_like(w),
+            rows,
+            grad,
+            n,
+            kind,
+            1e-3,
+            0.9,
+            0.999,
+            1e-8,
+            0.0,
+            0.9,
+            0.1,
+            0.1,
+        )
+        update_flat(
+            np.zeros(2, f),
+            np.zeros(2, f),
+            np.zeros(2, f),
+            np.zeros(2, f),
+            kind,
+            1e-3,
+            0.9,
+            0.999,
+            1e-8,
+            0.0,
+            0.9,
+            0.1,
+            0.1,
+        )
+    flat, seg = np.zeros(2, f), np.zeros(1, np.int64)
+    segment_sq(flat, None, seg, seg)
+    segment_sq(flat, flat, seg, seg)
+    mean_row_norm(out)
+    dead_fraction(out)
+    small_slope_fraction(out, True, 0.1)
