@@ -114,13 +114,14 @@ class Progress:
 def cmd_train(args: argparse.Namespace) -> int:
     from .data import DataError
     from .dataset import build_dataset, load_source
-    from .engine import build_model, train
+    from .engine import build_model, check_fits, train
     from .events import Eval, Failed, Finished, Started, Steps
 
     t0 = time.perf_counter()
     try:
         cfg = config_from_args(args)
         ds = build_dataset(load_source(cfg.data), cfg.data)
+        check_fits(cfg, ds)
     except (DataError, ConfigError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

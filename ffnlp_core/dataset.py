@@ -95,3 +95,23 @@ def build_dataset(labeled: LabeledTexts, cfg: DataConfig) -> Dataset:
         x_dev=x_dev,
         y_dev=labeled.labels[dev_idx].astype(np.int64),
     )
+
+
+def top_words(ds: Dataset, n: int = 20) -> list[tuple[str, float]]:
+    """The n most frequent vocabulary entries in the training split (by summed feature value)."""
+    totals = np.asarray(ds.x_train.sum(axis=0)).ravel()
+    order = np.argsort(-totals, kind="stable")[:n]
+    vocab = ds.vectorizer.vocabulary_
+    return [(vocab[i], float(totals[i])) for i in order]
+
+
+def examples_per_class(ds: Dataset, k: int = 5, seed: int = 0) -> dict[str, list[str]]:
+    """Up to k comments of each class, chosen at random (seeded) from the whole data set."""
+    rng = np.random.default_rng(seed)
+    labels = ds.labeled.labels
+    out = {}
+    for c, name in enumerate(ds.class_names):
+        rows = np.flatnonzero(labels == c)
+        pick = rng.choice(rows, size=min(k, len(rows)), replace=False) if len(rows) else []
+        out[name] = [ds.labeled.texts[int(i)] for i in pick]
+    return out

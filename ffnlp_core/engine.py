@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from .config import RunConfig
+from .config import ConfigError, RunConfig
 from .dataset import Dataset
 from .events import Eval, Failed, Finished, Gradients, HiddenSnapshot, Started, Steps
 from .fastpath import FastCpuStepper, Probe
@@ -37,6 +37,17 @@ def new_run_id() -> str:
 def build_model(cfg: RunConfig, ds: Dataset) -> FeedForwardClassifier:
     torch.manual_seed(cfg.train.seed)  # same seed => same initial weights
     return FeedForwardClassifier.from_config(cfg.model, ds.vocab_size, ds.n_classes)
+
+
+def check_fits(cfg: RunConfig, ds: Dataset) -> None:
+    """Refuse settings that cannot work with this data (ConfigError says what to change)."""
+    n = ds.x_train.shape[0]
+    if cfg.train.batch_size > n:
+        raise ConfigError(
+            f"batch size {cfg.train.batch_size:,} is larger than the {n:,} training comments; use at most {n:,}"
+        )
+    if cfg.train.snapshot_rows > ds.x_dev.shape[0]:
+        cfg.train.snapshot_rows = ds.x_dev.shape[0]  # capture the whole dev split instead
 
 
 def choose_path(cfg: RunConfig, device: torch.device) -> str:
@@ -66,6 +77,7 @@ def train(
 ) -> Iterator:
     """Train and yield events; never raises for problems inside the run (they become a Failed event)."""
     cfg.validate()
+    check_fits(cfg, ds)
     if cfg.train.engine == "lightning":
         from .lightning_engine import train_lightning
 

@@ -86,11 +86,15 @@ class RunStore:
         _write_json(path, current)
 
     def save_history(self, run_id: str, history: RunHistory) -> None:
+        self.save_history_parts(run_id, history.to_arrays(), history.meta())
+
+    def save_history_parts(self, run_id: str, arrays: dict, meta: dict) -> None:
+        """Write RunHistory.to_arrays() and .meta() (taken under a job's lock, written outside it)."""
         folder = self.folder(run_id)
         buf = io.BytesIO()
-        np.savez_compressed(buf, **history.to_arrays())
+        np.savez_compressed(buf, **arrays)
         _write_atomic(folder / "history.npz", buf.getvalue())
-        _write_json(folder / "meta.json", history.meta())
+        _write_json(folder / "meta.json", meta)
 
     def save_model(
         self, run_id: str, model: FeedForwardClassifier, vectorizer: BagOfWords, classes: list[str]

@@ -1,0 +1,55 @@
+"""ffnlp: explore how feedforward neural networks learn to classify text.
+
+Run with `streamlit run app.py`. This file is the frame around every page: page setup, navigation
+(url paths /, /data, /model, /train, ...), the user's workspace and the live run status in the sidebar.
+"""
+
+from pathlib import Path
+
+import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
+
+from pages import _common as ui
+
+if PagesManager.uses_pages_directory:
+    # The very first run after the server starts is wrapped in Streamlit's legacy pages/ mode (the folder
+    # exists); that session would then get the legacy page list. st.navigation below turns the legacy mode
+    # off for good; rerunning once at once gives the first visitor the real navigation too.
+    PagesManager.uses_pages_directory = False
+    st.rerun()
+
+st.set_page_config(page_title="ffnlp", page_icon=":material/hub:", layout="wide")
+
+ws = ui.workspace()
+ui.manager()  # start the job manager (and the background warm-up) with the first page view
+
+PAGES = {
+    "Build": [
+        ("pages/home.py", "Home", ":material/home:", ""),
+        ("pages/data.py", "Data", ":material/table:", "data"),
+        ("pages/model.py", "Model", ":material/hub:", "model"),
+        ("pages/train.py", "Train", ":material/play_circle:", "train"),
+    ],
+    "Look inside": [
+        ("pages/gradients.py", "Gradients", ":material/stacked_line_chart:", "gradients"),
+        ("pages/representations.py", "Representations", ":material/scatter_plot:", "representations"),
+        ("pages/playground.py", "Try it", ":material/edit_note:", "playground"),
+    ],
+    "Learn": [
+        ("pages/lessons.py", "Lessons", ":material/school:", "lessons"),
+        ("pages/compare.py", "Compare runs", ":material/compare_arrows:", "compare"),
+    ],
+}
+here = Path(__file__).parent
+nav = {
+    section: [
+        st.Page(path, title=title, icon=icon, url_path=url or None, default=not url)
+        for path, title, icon, url in pages
+        if (here / path).exists()
+    ]
+    for section, pages in PAGES.items()
+}
+page = st.navigation({k: v for k, v in nav.items() if v})
+ui.sidebar_status(ws)
+page.run()
+ui.keep_url(ws)

@@ -1,0 +1,293 @@
+"""Background training runs for a multi-user web app.
+
+A `Job` is one run: a worker thread that consumes the engine's events into a lock-guarded `RunHistory`,
+a stop `Event`, a status and a heartbeat. The `JobManager` owns every job by run id, starts at most
+`max_concurrent` at a time (the rest wait in a FIFO queue and know their position), stops jobs nobody
+has polled for a while, saves every run to the `RunStore` and keeps only a bounded number in memory.
+Pages never touch a worker: they read copies under the lock and set the stop flag.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+
+import torch
+from threadpoolctl import threadpool_limits
+
+from .config import RunConfig
+from .dataset import Dataset
+from .engine import build_model, new_run_id, train
+from .history import RunHistory
+from .model import FeedForwardClassifier
+from .store import RunStore
+
+SAVE_EVERY_SECONDS = 5.0
+DONE = ("finished", "stopped", "failed", "interrupted")
+
+
+class Job:
+    """One run in this process."""
+
+    def __init__(self, run_id: str, cfg: RunConfig, ds: Dataset, owner: str, label: str, model=None):
+        self.run_id, self.cfg, self.ds, self.owner, self.label = run_id, cfg, ds, owner, label
+        self.model: FeedForwardClassifier | None = model
+        self.stop_event = threading.Event()
+        self.lock = threading.Lock()
+        self.history = RunHistory()
+        self.status = "queued"
+        self.reason = ""
+        self.created = time.time()
+        self.started_at: float | None = None
+        self.finished_at: float | None = None
+        self.last_poll = time.monotonic()
+        self.thread: threading.Thread | None = None
+        self.version = 0  # bumps with every event: pages redraw only when it changed
+
+    def touch(self) -> None:
+        """A page looked at this run (heartbeat)."""
+        self.last_poll = time.monotonic()
+
+    def read(self, fn: Callable[[RunHistory], object]):
+        """Run fn on the history under the lock (fn must copy what it keeps)."""
+        with self.lock:
+            return fn(self.history)
+
+    @property
+    def done(self) -> bool:
+        return self.status in DONE
+
+    def request_stop(self) -> None:
+        self.stop_event.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the run is over (for tests and the CLI-like uses)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.done:
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
+
+class StoredRun:
+    """A run read back from disk (finished, or interrupted by a restart): same reading interface as Job."""
+
+    def __init__(self, store: RunStore, run_id: str):
+        status = store.status(run_id)
+        self.run_id, self.store = run_id, store
+        self.status = status.get("status", "interrupted")
+        self.reason = status.get("reason", "")
+        self.owner, self.label = status.get("owner", ""), status.get("label", "")
+        self.created = status.get("created", 0.0)
+        self.cfg = store.config(run_id)
+        self.history = store.load_history(run_id)
+        self.ds = None  # the data set is not kept on disk; pages say so where they need it
+        self.version = 0
+        self._model = None
+
+    done = True
+
+    def touch(self) -> None:
+        pass
+
+    def request_stop(self) -> None:
+        pass
+
+    def read(self, fn: Callable[[RunHistory], object]):
+        return fn(self.history)
+
+    @property
+    def model(self):
+        """The saved weights, loaded on first use (safetensors: nothing is unpickled)."""
+        if self._model is None and self.store.has_model(self.run_id):
+            self._model = self.store.load_model(self.run_id)[0]
+        return self._model
+
+
+class JobManager:
+    """Registry, queue and workers for every run of this server process."""
+
+    def __init__(
+        self,
+        store: RunStore | None = None,
+        max_concurrent: int | None = None,
+        heartbeat_timeout: float = 300.0,
+        max_in_memory: int = 40,
+        threads_per_job: int = 1,
+    ):
+        self.store = store or RunStore()
+        self.store.mark_interrupted()
+        cores = os.cpu_count() or 1
+        self.threads_per_job = threads_per_job
+        self.max_concurrent = max_concurrent or max(1, cores // threads_per_job)
+        self.heartbeat_timeout = heartbeat_timeout
+        self.max_in_memory = max_in_memory
+        self.jobs: OrderedDict[str, Job] = OrderedDict()
+        self._stored: OrderedDict[str, StoredRun] = OrderedDict()  # runs read back from disk, LRU
+        self.queue: deque[Job] = deque()
+        self.running: set[str] = set()
+        self.lock = threading.RLock()
+        self._closed = threading.Event()
+        # One thread per job and no BLAS thread pools: concurrent runs must not oversubscribe the cores.
+        torch.set_num_threads(threads_per_job)
+        self._blas = threadpool_limits(limits=threads_per_job)
+        self._watchdog = threading.Thread(target=self._watch, name="ffnlp-watchdog", daemon=True)
+        self._watchdog.start()
+
+    # --- submitting and reading -----------------------------------------------------------------
+    def submit(self, cfg: RunConfig, ds: Dataset, owner: str = "", label: str = "", model=None) -> Job:
+        cfg.validate()
+        run_id = new_run_id()
+        job = Job(run_id, cfg, ds, owner, label, model)
+        self.store.create(run_id, cfg, owner=owner, label=label)
+        with self.lock:
+            self.jobs[run_id] = job
+            self.queue.append(job)
+            self._dispatch()
+        return job
+
+    def get(self, run_id: str) -> Job | None:
+        with self.lock:
+            return self.jobs.get(run_id)
+
+    def open_run(self, run_id: str) -> Job | StoredRun | None:
+        """A live or recent run from memory, else the saved run from disk, else None."""
+        job = self.get(run_id)
+        if job is not None:
+            return job
+        with self.lock:
+            if run_id in self._stored:
+                self._stored.move_to_end(run_id)
+                return self._stored[run_id]
+        try:
+            if not (self.store.folder(run_id) / "config.json").exists():
+                return None
+            stored = StoredRun(self.store, run_id)
+        except (ValueError, OSError, KeyError):
+            return None
+        with self.lock:
+            self._stored[run_id] = stored
+            while len(self._stored) > 20:
+                self._stored.popitem(last=False)
+        return stored
+
+    def queue_position(self, job: Job) -> int:
+        """1 for the next run to start; 0 when not queued."""
+        with self.lock:
+            for i, queued in enumerate(self.queue, start=1):
+                if queued is job:
+                    return i
+        return 0
+
+    def jobs_of(self, owner: str) -> list[Job]:
+        with self.lock:
+            return [j for j in self.jobs.values() if j.owner == owner]
+
+    def stop(self, run_id: str) -> None:
+        job = self.get(run_id)
+        if job is None:
+            return
+        job.request_stop()
+        with self.lock:
+            if job in self.queue:  # never started: it ends here
+                self.queue.remove(job)
+                self._finish(job, "stopped", "stopped before it started")
+
+    def active_count(self) -> tuple[int, int]:
+        """(running, queued)."""
+        with self.lock:
+            return len(self.running), len(self.queue)
+
+    # --- workers --------------------------------------------------------------------------------
+    def _dispatch(self) -> None:
+        with self.lock:
+            while self.queue and len(self.running) < self.max_concurrent and not self._closed.is_set():
+                job = self.queue.popleft()
+                job.status, job.started_at = "running", time.time()
+                self.running.add(job.run_id)
+                self.store.set_status(job.run_id, "running", started=job.started_at)
+                job.thread = threading.Thread(target=self._work, args=(job,), name=f"ffnlp-{job.run_id}", daemon=True)
+                job.thread.start()
+
+    def _work(self, job: Job) -> None:
+        status, reason = "failed", "the worker ended unexpectedly"
+        try:
+            if job.model is None:
+                job.model = build_model(job.cfg, job.ds)
+            last_save = time.monotonic()
+            for event in train(job.cfg, job.ds, stop=job.stop_event, run_id=job.run_id, model=job.model):
+                with job.lock:
+                    job.history.add(event)
+                    job.version += 1
+                if time.monotonic() - last_save > SAVE_EVERY_SECONDS:
+                    self._save(job)
+                    last_save = time.monotonic()
+            h = job.history
+            if h.failure is not None:
+                status, reason = "failed", h.failure.reason
+            elif h.stopped:
+                status, reason = "stopped", job.reason or "stopped by the user"
+            else:
+                status, reason = "finished", ""
+        except Exception as exc:  # isolation: one broken run never takes the server down
+            status, reason = "failed", f"{type(exc).__name__}: {exc}"
+        finally:
+            with self.lock:
+                self.running.discard(job.run_id)
+                self._finish(job, status, reason)
+                self._dispatch()
+
+    def _finish(self, job: Job, status: str, reason: str) -> None:
+        """Save the run, then mark it done (so `done` means it is on disk too)."""
+        finished_at = time.time()
+        try:
+            self._save(job)
+            if job.model is not None and status in ("finished", "stopped"):
+                self.store.save_model(job.run_id, job.model, job.ds.vectorizer, job.ds.class_names)
+            summary = job.read(lambda h: h.summary)
+            self.store.set_status(job.run_id, status, reason=reason, finished=finished_at, summary=summary)
+            self.store.prune(keep=set(self.running) | {q.run_id for q in self.queue})
+        except OSError:
+            pass  # a full disk must not kill the server; the run stays in memory
+        job.reason, job.finished_at = reason, finished_at
+        job.status = status
+        self._evict()
+
+    def _save(self, job: Job) -> None:
+        with job.lock:
+            arrays, meta = job.history.to_arrays(), job.history.meta()
+        self.store.save_history_parts(job.run_id, arrays, meta)
+
+    def _evict(self) -> None:
+        """Forget the oldest finished runs past max_in_memory (they stay on disk)."""
+        with self.lock:
+            done = [rid for rid, j in self.jobs.items() if j.done]
+            for rid in done[: max(0, len(self.jobs) - self.max_in_memory)]:
+                del self.jobs[rid]
+
+    def _watch(self) -> None:
+        """Stop runs whose page has not polled for heartbeat_timeout seconds (the tab was closed)."""
+        while not self._closed.wait(min(5.0, self.heartbeat_timeout / 4)):
+            now = time.monotonic()
+            with self.lock:
+                stale = [j for j in self.jobs.values() if not j.done and now - j.last_poll > self.heartbeat_timeout]
+            for job in stale:
+                job.reason = f"stopped: no page looked at it for {self.heartbeat_timeout:.0f} s (tab closed?)"
+                self.stop(job.run_id)
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        self._closed.set()
+        with self.lock:
+            jobs = list(self.jobs.values())
+            for job in list(self.queue):
+                self.queue.remove(job)
+                self._finish(job, "stopped", "the server is shutting down")
+        for job in jobs:
+            job.request_stop()
+        for job in jobs:
+            if job.thread is not None:
+                job.thread.join(timeout)

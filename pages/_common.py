@@ -1,0 +1,175 @@
+"""Shared UI helpers for every page: the server-wide job manager, the user's workspace (its key lives in
+the URL so a reload finds it again), widgets synced to the workspace config, and the live run status.
+
+Pages stay thin: widgets, layout and calls into ffnlp_core. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import streamlit as st
+
+from ffnlp_core import samples
+from ffnlp_core.data import read_table, to_labeled
+from ffnlp_core.dataset import build_dataset
+from ffnlp_core.jobs import Job, JobManager, StoredRun
+from ffnlp_core.workspace import Workspace, Workspaces
+
+POLL_SECONDS = 1.0
+
+
+@st.cache_resource(show_spinner=False)
+def manager() -> JobManager:
+    """One JobManager per server process, shared by every session (never tied to a session's lifetime)."""
+    jm = JobManager()
+    threading.Thread(target=_warm_up, name="ffnlp-warmup", daemon=True).start()
+    return jm
+
+
+def _warm_up() -> None:
+    """Compile the fast path's kernels and UMAP's numba code in the background at start-up."""
+    from ffnlp_core import kernels
+
+    kernels.warm_up()
+    try:
+        from ffnlp_core import projection
+
+        projection.warm_up_umap()
+    except ImportError:
+        pass
+
+
+@st.cache_resource(show_spinner=False)
+def workspaces() -> Workspaces:
+    return Workspaces()
+
+
+def workspace() -> Workspace:
+    """The user's workspace; its id rides in the URL (?sid=...) so reloads and new tabs find it."""
+    sid = st.session_state.get("sid") or st.query_params.get("sid")
+    ws = workspaces().get(sid)
+    st.session_state["sid"] = ws.sid
+    run = st.query_params.get("run")
+    if run and run != ws.run_id and current_run(ws, run) is not None:
+        ws.remember_run(run)  # a reloaded tab or a shared link: reattach to that run
+    if ws.table is None:
+        load_default_data(ws)
+    return ws
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def builtin_table(name: str):
+    return read_table(samples.sample_csv_bytes(name), name=f"built-in {name}")
+
+
+def load_default_data(ws: Workspace) -> None:
+    """A new workspace starts on the built-in comments, so Train works without visiting Data first."""
+    name = samples.DEFAULT_SAMPLE
+    table = builtin_table(name)
+    cfg = ws.config.data
+    cfg.source, cfg.text_column, cfg.label_column = f"builtin:{name}", table.text_column, table.label_column
+    ws.table, ws.upload_key, ws.data_name = table, f"builtin:{name}", f"built-in: {name}"
+    ws.dataset = build_dataset(to_labeled(table, cfg.text_column, cfg.label_column), cfg)
+    ws.dataset_key = dataset_key(ws)
+
+
+def dataset_key(ws: Workspace) -> tuple:
+    """The settings a dataset is built from: rebuild only when one of them changes."""
+    c = ws.config.data
+    return (ws.upload_key, c.text_column, c.label_column, c.vectorizer, c.ngram_max, c.min_df, c.max_features,
+            c.dev_fraction, c.split_seed)
+
+
+def page_link(path: str, **kwargs) -> None:
+    """st.page_link, but only to pages this app has."""
+    from pathlib import Path
+
+    if (Path(__file__).parent.parent / path).exists():
+        st.page_link(path, **kwargs)
+
+
+def keep_url(ws: Workspace) -> None:
+    """Write the session and run ids back into the URL on every page (navigation drops them)."""
+    if st.query_params.get("sid") != ws.sid:
+        st.query_params["sid"] = ws.sid
+    if ws.run_id and st.query_params.get("run") != ws.run_id:
+        st.query_params["run"] = ws.run_id
+
+
+def current_run(ws: Workspace, run_id: str | None = None) -> Job | StoredRun | None:
+    """The run the pages show (live in memory, or read back from disk after a restart)."""
+    run_id = run_id or ws.run_id
+    if not run_id:
+        return None
+    return manager().open_run(run_id)
+
+
+def synced(widget, key: str, current, apply, **kwargs):
+    """A widget whose value lives in the workspace: initialised from `current`, written back via `apply`."""
+    if key not in st.session_state:
+        st.session_state[key] = current
+
+    def on_change():
+        apply(st.session_state[key])
+
+    return widget(key=key, on_change=on_change, **kwargs)
+
+
+def need_data(ws: Workspace):
+    """Stop the page with a pointer to the Data page when no data is loaded."""
+    if ws.dataset is None:
+        st.info("No data yet: load the built-in comments or your own CSV first.")
+        st.page_link("pages/data.py", label="Go to Data", icon=":material/table:")
+        st.stop()
+    return ws.dataset
+
+
+def status_line(run) -> str:
+    """One line about a run: status, progress, speed, accuracy."""
+    h = run.read(lambda h: (h.steps_done, h.total_steps, h.examples_per_second, h.last_eval(), h.epoch))
+    done, total, rate, ev, epoch = h
+    parts = [f"**{run.status}**"]
+    if run.status == "queued":
+        parts.append(f"position {manager().queue_position(run)} in the queue")
+    if total:
+        parts.append(f"step {done:,}/{total:,} · epoch {epoch}")
+    if rate:
+        parts.append(f"{rate:,.0f} examples/s")
+    if ev:
+        parts.append(f"dev acc {ev['dev_accuracy']:.3f}")
+    return " · ".join(parts)
+
+
+def sidebar_status(ws: Workspace) -> None:
+    """The run's status and a Stop button in the sidebar of every page, refreshed while it runs."""
+    run = current_run(ws)
+    running = run is not None and not run.done
+
+    @st.fragment(run_every=POLL_SECONDS if running else None)
+    def _panel():
+        run_now = current_run(ws)
+        if run_now is None:
+            st.caption("No run yet.")
+            return
+        run_now.touch()
+        st.markdown(f"Run `{run_now.run_id}`  \n" + status_line(run_now))
+        if run_now.status == "failed" and run_now.reason:
+            st.error(run_now.reason, icon=":material/error:")
+        if not run_now.done:
+            if st.button("Stop", key="sidebar_stop", icon=":material/stop:", use_container_width=True):
+                manager().stop(run_now.run_id)
+                time.sleep(0.1)
+                st.rerun()
+        elif running:  # it just ended: one full rerun so every page stops polling
+            st.rerun()
+
+    with st.sidebar:
+        st.divider()
+        st.caption("Current run")
+        _panel()
+
+
+def fmt_count(n: int) -> str:
+    return f"{n:,}"

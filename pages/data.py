@@ -1,0 +1,220 @@
+"""Data (/data): built-in comments or an uploaded CSV, the text and label columns, the bag-of-words
+settings, and what the data looks like (rows kept and dropped, class balance, vocabulary, examples)."""
+
+import hashlib
+
+import pandas as pd
+import streamlit as st
+
+from ffnlp_core import plots, samples
+from ffnlp_core.config import VECTORIZERS
+from ffnlp_core.data import DataError, read_table, to_labeled
+from ffnlp_core.dataset import build_dataset, examples_per_class, top_words
+from pages import _common as ui
+
+ws = ui.workspace()
+cfg = ws.config.data
+st.title("Data")
+st.caption("Comments with a label each. The network sees each comment as a bag of words.")
+
+
+def use_table(table, key: str, name: str, source: str) -> None:
+    """A new file: remember it and preselect the inferred columns."""
+    ws.table, ws.upload_key, ws.data_name, ws.data_error = table, key, name, ""
+    cfg.source, cfg.text_column, cfg.label_column = source, table.text_column, table.label_column
+    for k in ("data_text_column", "data_label_column"):
+        st.session_state.pop(k, None)
+
+
+# --- where the comments come from --------------------------------------------------------------
+mode = ui.synced(
+    st.segmented_control,
+    "data_mode",
+    "upload" if cfg.source.startswith("upload:") else "builtin",
+    lambda v: None,
+    label="Source",
+    options=["builtin", "upload"],
+    format_func={"builtin": "Built-in comments", "upload": "Upload a CSV"}.get,
+    required=True,
+)
+if mode == "builtin":
+    current = cfg.source.split(":", 1)[1] if cfg.source.startswith("builtin:") else samples.DEFAULT_SAMPLE
+    name = ui.synced(
+        st.selectbox,
+        "data_sample",
+        current,
+        lambda v: None,
+        label="Built-in data set",
+        options=list(samples.SAMPLES),
+        format_func=lambda k: f"{k}: {samples.SAMPLES[k]}",
+    )
+    if ws.upload_key != f"builtin:{name}":
+        use_table(ui.builtin_table(name), f"builtin:{name}", f"built-in: {name}", f"builtin:{name}")
+else:
+    upload = st.file_uploader(
+        "CSV with one comment per row and a label column (comma, semicolon or tab separated; any encoding)",
+        type=["csv", "tsv", "txt"],
+        key="data_upload",
+    )
+    if upload is not None:
+        data = upload.getvalue()
+        key = f"upload:{upload.name}:{len(data)}:{hashlib.sha1(data).hexdigest()[:12]}"
+        if key != ws.upload_key:
+            try:
+                with st.spinner(f"Reading {upload.name}…"):
+                    use_table(read_table(data, name=upload.name), key, upload.name, f"upload:{upload.name}")
+            except DataError as exc:
+                ws.data_error, ws.upload_key = str(exc), key
+    elif ws.table is not None and ws.upload_key.startswith("upload:"):
+        st.caption(f"Using {ws.data_name}, uploaded earlier. Upload another file to replace it.")
+
+if ws.data_error:
+    st.error(ws.data_error, icon=":material/error:")
+    if ws.dataset is not None:
+        st.caption(f"Still using the previous data: {ws.data_name}.")
+if ws.table is None:
+    st.stop()
+
+# --- columns and vectorizer ---------------------------------------------------------------------
+table = ws.table
+columns = list(table.frame.columns)
+c1, c2 = st.columns(2)
+with c1:
+    text_col = ui.synced(
+        st.selectbox,
+        "data_text_column",
+        cfg.text_column or table.text_column,
+        lambda v: setattr(cfg, "text_column", v),
+        label="Text column",
+        options=columns,
+    )
+with c2:
+    label_opts = table.label_candidates + [c for c in columns if c not in table.label_candidates]
+    label_col = ui.synced(
+        st.selectbox,
+        "data_label_column",
+        cfg.label_column or table.label_column,
+        lambda v: setattr(cfg, "label_column", v),
+        label="Label column",
+        options=label_opts,
+        help="Columns with few distinct values come first; pick one 0/1 column of a multi-label file.",
+    )
+cfg.text_column, cfg.label_column = text_col, label_col
+
+with st.expander("Bag-of-words settings", expanded=False):
+    v1, v2, v3, v4, v5 = st.columns(5)
+    with v1:
+        ui.synced(
+            st.selectbox,
+            "data_vectorizer",
+            cfg.vectorizer,
+            lambda v: setattr(cfg, "vectorizer", v),
+            label="Values",
+            options=list(VECTORIZERS),
+            help="\n".join(f"{k}: {d}" for k, d in VECTORIZERS.items()),
+        )
+    with v2:
+        ui.synced(
+            st.selectbox,
+            "data_ngrams",
+            cfg.ngram_max,
+            lambda v: setattr(cfg, "ngram_max", v),
+            label="N-grams",
+            options=[1, 2],
+            format_func={1: "words", 2: "words + pairs"}.get,
+        )
+    with v3:
+        ui.synced(
+            st.number_input,
+            "data_min_df",
+            cfg.min_df,
+            lambda v: setattr(cfg, "min_df", int(v)),
+            label="min_df",
+            min_value=1,
+            max_value=1000,
+            step=1,
+            help="Keep words that occur in at least this many training comments.",
+        )
+    with v4:
+        ui.synced(
+            st.number_input,
+            "data_max_features",
+            cfg.max_features or 0,
+            lambda v: setattr(cfg, "max_features", int(v) or None),
+            label="Max vocabulary (0 = no limit)",
+            min_value=0,
+            max_value=1_000_000,
+            step=1000,
+        )
+    with v5:
+        ui.synced(
+            st.slider,
+            "data_dev_fraction",
+            cfg.dev_fraction,
+            lambda v: setattr(cfg, "dev_fraction", float(v)),
+            label="Dev fraction",
+            min_value=0.05,
+            max_value=0.5,
+            step=0.05,
+        )
+
+# --- build the data set (only when something changed) -------------------------------------------
+build_key = (
+    ws.upload_key,
+    cfg.text_column,
+    cfg.label_column,
+    cfg.vectorizer,
+    cfg.ngram_max,
+    cfg.min_df,
+    cfg.max_features,
+    cfg.dev_fraction,
+    cfg.split_seed,
+)
+if ws.dataset_key != build_key or ws.dataset is None:
+    try:
+        with st.spinner("Splitting and counting words…"):
+            ws.dataset = build_dataset(to_labeled(table, cfg.text_column, cfg.label_column), cfg)
+        ws.dataset_key, ws.data_error = build_key, ""
+    except DataError as exc:
+        st.error(str(exc), icon=":material/error:")
+        if ws.dataset is not None:
+            st.caption("The data set below is the previous one; fix the choice above to use this file.")
+        ws.dataset_key = build_key
+ds = ws.dataset
+if ds is None:
+    st.stop()
+
+# --- what the data looks like --------------------------------------------------------------------
+s = ds.summary()
+kept = s["train_examples"] + s["dev_examples"]
+m1, m2, m3, m4 = st.columns(4)
+m1.metric("Comments kept", f"{kept:,}", help=f"train {s['train_examples']:,} · dev {s['dev_examples']:,}")
+m2.metric(
+    "Dropped",
+    f"{sum(s['dropped'].values()):,}",
+    help="; ".join(f"{k}: {v}" for k, v in s["dropped"].items()) or "none",
+)
+m3.metric("Vocabulary", f"{s['vocab_size']:,} words")
+m4.metric(
+    "Sparsity",
+    f"{s['sparsity']:.2%}",
+    help=f"{s['words_per_comment']:.1f} distinct words per comment on average",
+)
+for reason, count in s["dropped"].items():
+    st.caption(f"Dropped {count:,} rows: {reason}.")
+for note in ds.labeled.notes:
+    st.caption(note)
+
+left, right = st.columns(2)
+with left:
+    st.plotly_chart(plots.class_balance_figure(s["class_counts"], s["classes"]), key="data_balance")
+with right:
+    words = top_words(ds, 20)
+    st.plotly_chart(
+        plots.bar_figure([w for w, _ in words], [c for _, c in words], "Most frequent words", "total"),
+        key="data_top_words",
+    )
+
+st.subheader("Examples per class")
+rows = [{"class": c, "comment": t} for c, texts in examples_per_class(ds).items() for t in texts]
+st.dataframe(pd.DataFrame(rows), hide_index=True, use_container_width=True)  # plain text, never HTML
