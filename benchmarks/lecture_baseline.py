@@ -13,7 +13,8 @@ engine, so any "faster" we claim is measured against what a student following th
 actually run. Do not speed it up: no sparse inputs, no custom collate, no batching by hand.
 
 Memory: the dense train matrix is n_train x vocab float32 — for the Davidson tweets with min_df=2 that is
-19,826 x 10,752 x 4 bytes, about 850 MB, plus about 215 MB for the dense dev rows.
+19,826 x 10,752 x 4 bytes, about 850 MB, plus about 215 MB for the dense dev rows; one run peaks near
+2.5 GB of process memory.
 
 Public libraries only (torch, numpy, pandas, scikit-learn); nothing here imports ``ffnlp_core``.
 Run ``python benchmarks/lecture_baseline.py --help`` for the command line.

@@ -166,7 +166,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         summary["failed"] = result.reason
         print(f"error: {result.reason}", file=sys.stderr)
     if args.json:
-        print(json.dumps(summary))
+        print(json.dumps(_finite(summary), allow_nan=False))  # strict JSON: NaN/inf become null
     else:
         print(
             f"dev accuracy {summary['dev_accuracy']:.4f}, train accuracy {summary['train_accuracy']:.4f}, "
@@ -174,6 +174,17 @@ def cmd_train(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 1 if isinstance(result, Failed) else 0
+
+
+def _finite(value):
+    """Non-finite floats (a run that diverged before any evaluation) -> None, recursively."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:

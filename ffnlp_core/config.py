@@ -54,6 +54,10 @@ class DataConfig:
     ngram_max: int = 1  # 1: words; 2: words and word pairs
     min_df: int = 1
     max_features: int | None = None
+    label_noise: float = 0.0  # fraction of TRAIN labels flipped to another class (the noise lab)
+    noise_seed: int = 0
+    subsample_class: str | None = None  # keep only a fraction of this class's TRAIN rows (imbalance lab)
+    subsample_keep: float = 1.0
 
     def validate(self) -> None:
         _check(
@@ -71,6 +75,11 @@ class DataConfig:
         _check(
             self.max_features is None or self.max_features >= 1,
             f"max vocabulary must be at least 1 word, got {self.max_features}",
+        )
+        _check(0.0 <= self.label_noise < 1.0, f"label noise must be in [0, 1), got {self.label_noise}")
+        _check(
+            0.0 < self.subsample_keep <= 1.0,
+            f"subsample fraction must be in (0, 1], got {self.subsample_keep}",
         )
 
 
@@ -114,11 +123,13 @@ class TrainConfig:
     engine: str = "manual"
     fast: bool = True  # CPU fast path (hand-derived backprop, lazy row updates); False: plain autograd loop
     skip_zero_grad: bool = False  # the lecture's bug, for the lessons page: gradients accumulate
-    probe_every: int = 0  # steps between gradient probes; 0: every step, thinned to stay bounded
-    snapshot_rows: int = 2000  # dev rows whose hidden states are captured at each evaluation (0: none)
-    early_stopping_patience: int = (
-        0  # Lightning engine: stop after this many evaluations without a better dev loss
+    probe_every: int = (
+        0  # steps between gradient probes; 0: auto (every step, or fewer so a run keeps <= 2000)
     )
+    snapshot_rows: int = 2000  # dev rows whose hidden states are captured at each evaluation (0: none)
+    # Lightning engine: stop after this many evaluations without a better dev loss (0: off)
+    early_stopping_patience: int = 0
+    hard_examples: int = 0  # at each evaluation, report the k highest-loss training comments (0: off)
 
     def validate(self) -> None:
         _check(
@@ -131,6 +142,7 @@ class TrainConfig:
         _check(self.batch_size >= 1, f"batch size must be at least 1, got {self.batch_size}")
         _check(self.epochs >= 1, f"train for at least 1 epoch, got {self.epochs}")
         _check(self.eval_every >= 0, f"eval interval must be 0 (auto) or more, got {self.eval_every}")
+        _check(0 <= self.seed < 2**32, f"seed must be a whole number from 0 to 2^32-1, got {self.seed}")
         _check(self.probe_every >= 0, f"probe interval must be 0 (auto) or more, got {self.probe_every}")
         _check(self.device in DEVICES, f"unknown device {self.device!r}; use one of {list(DEVICES)}")
         _check(self.engine in ENGINES, f"unknown engine {self.engine!r}; use one of {list(ENGINES)}")
@@ -139,6 +151,9 @@ class TrainConfig:
             f"snapshot rows must be in [0, {MAX_SNAPSHOT_ROWS}], got {self.snapshot_rows}",
         )
         _check(self.early_stopping_patience >= 0, "early-stopping patience must be 0 (off) or more")
+        _check(
+            0 <= self.hard_examples <= 1000, f"hard examples must be in [0, 1000], got {self.hard_examples}"
+        )
 
 
 @dataclass

@@ -26,6 +26,7 @@ class Dataset:
     y_train: np.ndarray  # (train rows,) int64
     x_dev: sp.csr_matrix
     y_dev: np.ndarray
+    train_flipped: np.ndarray | None = None  # (train rows,) bool: labels changed by the noise lab
 
     @property
     def class_names(self) -> list[str]:
@@ -77,9 +78,13 @@ def load_source(cfg: DataConfig, upload: bytes | None = None, name: str = "the f
 
 
 def build_dataset(labeled: LabeledTexts, cfg: DataConfig) -> Dataset:
-    """Split (stratified, seeded) and vectorize (fitted on train only)."""
+    """Split (stratified, seeded), apply the noise/imbalance lab to the train split, vectorize (train only)."""
     cfg.validate()
     train_idx, dev_idx = stratified_split(labeled.labels, cfg.dev_fraction, cfg.split_seed)
+    train_idx = subsample_class(train_idx, labeled, cfg.subsample_class, cfg.subsample_keep, cfg.noise_seed)
+    y_train, flipped = flip_labels(
+        labeled.labels[train_idx], len(labeled.class_names), cfg.label_noise, cfg.noise_seed
+    )
     texts = labeled.texts
     vec = BagOfWords(cfg.vectorizer, cfg.ngram_max, cfg.min_df, cfg.max_features)
     vec.fit([texts[i] for i in train_idx])
@@ -91,10 +96,43 @@ def build_dataset(labeled: LabeledTexts, cfg: DataConfig) -> Dataset:
         train_idx=train_idx,
         dev_idx=dev_idx,
         x_train=x_train,
-        y_train=labeled.labels[train_idx].astype(np.int64),
+        y_train=y_train,
         x_dev=x_dev,
         y_dev=labeled.labels[dev_idx].astype(np.int64),
+        train_flipped=flipped,
     )
+
+
+def flip_labels(
+    labels: np.ndarray, n_classes: int, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exactly round(fraction * n) labels, chosen at random (seeded), each moved to another class at random."""
+    labels = labels.astype(np.int64).copy()
+    flipped = np.zeros(len(labels), bool)
+    k = int(round(fraction * len(labels)))
+    if k == 0 or n_classes < 2:
+        return labels, flipped
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(len(labels), size=k, replace=False)
+    shift = rng.integers(1, n_classes, size=k)  # 1..C-1: never the same class
+    labels[rows] = (labels[rows] + shift) % n_classes
+    flipped[rows] = True
+    return labels, flipped
+
+
+def subsample_class(
+    train_idx: np.ndarray, labeled: LabeledTexts, name: str | None, keep: float, seed: int
+) -> np.ndarray:
+    """Keep only `keep` of the train rows of class `name` (at least 1), to make the data imbalanced."""
+    if name is None or keep >= 1.0:
+        return train_idx
+    if name not in labeled.class_names:
+        raise DataError(f"no class named {name!r} to subsample; the classes are {labeled.class_names}")
+    c = labeled.class_names.index(name)
+    of_class = train_idx[labeled.labels[train_idx] == c]
+    n_keep = max(1, int(round(keep * len(of_class))))
+    kept = np.random.default_rng(seed).choice(of_class, size=n_keep, replace=False)
+    return np.sort(np.concatenate([train_idx[labeled.labels[train_idx] != c], kept]))
 
 
 def top_words(ds: Dataset, n: int = 20) -> list[tuple[str, float]]:

@@ -20,10 +20,10 @@ import torch
 
 from .config import ConfigError, RunConfig
 from .dataset import Dataset
-from .events import Eval, Failed, Finished, Gradients, HiddenSnapshot, Started, Steps
+from .events import Eval, Failed, Finished, Gradients, HardExamples, HiddenSnapshot, Started, Steps
 from .fastpath import FastCpuStepper, Probe
 from .model import FeedForwardClassifier
-from .torchpath import AutogradStepper, describe_device, evaluate, resolve_device
+from .torchpath import AutogradStepper, describe_device, evaluate, hardest, resolve_device
 
 FLUSH_SECONDS = 0.25  # how often step blocks are yielded
 MAX_PROBES = 2000  # gradient probes per run (auto interval), keeps memory bounded
@@ -169,7 +169,9 @@ class _Loop:
                 probe_steps.append(self.step_no)
             end_of_epoch = stop == n
             eval_due = self.step_no % self.eval_every == 0 or end_of_epoch
-            quick_check = isinstance(loss, float) and not math.isfinite(loss)
+            quick_check = (isinstance(loss, float) and not math.isfinite(loss)) or (
+                record is not None and not _finite_probe(record)
+            )
             if (
                 quick_check
                 or eval_due
@@ -181,19 +183,23 @@ class _Loop:
                     return True
                 losses, corrects, sizes, probes, probe_steps = [], [], [], [], []
                 last_flush = time.perf_counter()
-            if eval_due:
-                yield from self._evaluate(epoch, end_of_epoch)
+            if eval_due and not (yield from self._evaluate(epoch, end_of_epoch)):
+                return True
         if losses:
             return (yield from self._flush(epoch, losses, corrects, sizes, probes, probe_steps))
         return False
 
     def _flush(self, epoch, losses, corrects, sizes, probes, probe_steps):
+        """Yield the block's Steps and Gradients; on the first non-finite loss or gradient, stop there and
+        yield Failed("diverged") with the figures of the good steps only. Returns True when diverged."""
         loss = _as_numpy(losses)
         correct = _as_numpy(corrects)
         size = np.asarray(sizes, np.float64)
         steps = np.arange(self.step_no - len(loss) + 1, self.step_no + 1, dtype=np.int64)
-        bad = np.flatnonzero(~np.isfinite(loss))
-        good = bad[0] if len(bad) else len(loss)
+        bad_steps = [int(s) for s in steps[~np.isfinite(loss)]]
+        bad_steps += [s for s, p in zip(probe_steps, probes, strict=True) if not _finite_probe(p)]
+        at = min(bad_steps) if bad_steps else None
+        good = len(loss) if at is None else int(np.searchsorted(steps, at))
         self.seen += int(size[:good].sum())
         self.epoch_correct += int(correct[:good].sum())
         self.epoch_seen += int(size[:good].sum())
@@ -211,24 +217,22 @@ class _Loop:
                 examples_per_second=self.seen / max(self.train_seconds, 1e-9),
                 total_steps=self.total,
             )
-        kept = (
-            [(s, p) for s, p in zip(probe_steps, probes, strict=True) if s < steps[good - 1] + 1]
-            if good
-            else []
-        )
+        kept = [(s, p) for s, p in zip(probe_steps, probes, strict=True) if at is None or s < at]
         if kept:
             yield self._gradients(kept)
-        if len(bad):
-            at = int(steps[bad[0]])
-            yield Failed(
-                "diverged",
-                f"diverged at step {at}: the loss became {loss[bad[0]]}. Lower the learning rate "
-                f"(now {self.cfg.train.lr:g}) and train again.",
-                at,
-                self.summary(),
-            )
+        if at is not None:
+            yield self._diverged(at, "the loss or its gradients became infinite or nan")
             return True
         return False
+
+    def _diverged(self, at: int, what: str) -> Failed:
+        self.step_no = at - 1  # the summary counts the good steps only
+        return Failed(
+            "diverged",
+            f"diverged at step {at}: {what}. Lower the learning rate (now {self.cfg.train.lr:g}) and train again.",
+            at,
+            self.summary(),
+        )
 
     def _gradients(self, kept: list[tuple[int, Probe]]) -> Gradients:
         probes = [p for _, p in kept]
@@ -249,8 +253,12 @@ class _Loop:
         )
 
     def _evaluate(self, epoch: int, epoch_end: bool):
+        """Yield Eval (and snapshot, hard examples); returns False if the weights are no longer finite."""
         t0 = time.perf_counter()
         res = evaluate(self.model, self.ds.x_dev, self.ds.y_dev, self.device, self.snapshot_rows)
+        if not math.isfinite(res.loss):
+            yield self._diverged(self.step_no, "the dev loss became nan (the weights are no longer finite)")
+            return False
         if self.path == "fast-cpu":
             self.stepper.resync()
         window = self.window_losses
@@ -269,6 +277,11 @@ class _Loop:
         yield self.last_eval
         if res.hidden is not None:
             yield HiddenSnapshot(self.step_no, epoch, self.snapshot_rows, res.hidden, res.probs)
+        k = self.cfg.train.hard_examples
+        if k:
+            rows, losses, pred = hardest(self.model, self.ds.x_train, self.ds.y_train, self.device, k)
+            yield HardExamples(self.step_no, rows, losses, pred)
+        return True
 
     # --- reporting ------------------------------------------------------------------------------
     def _started(self) -> Started:
@@ -345,6 +358,12 @@ def summarize(
         "path": path,
         "engine": engine,
     }
+
+
+def _finite_probe(p: Probe) -> bool:
+    return bool(
+        np.isfinite(p.grad_sq).all() and np.isfinite(p.update_sq).all() and np.isfinite(p.weight_sq).all()
+    )
 
 
 def _as_numpy(values: list) -> np.ndarray:

@@ -84,6 +84,16 @@ class HiddenSnapshot:
 
 
 @dataclass(frozen=True)
+class HardExamples:
+    """The training comments with the highest loss at an evaluation (where mislabeled rows gather)."""
+
+    step: int
+    train_rows: np.ndarray  # (k,) positions in the train split (Dataset.train_text(i) gives the comment)
+    losses: np.ndarray  # (k,) each comment's own cross-entropy, highest first
+    predicted: np.ndarray  # (k,) predicted class ids
+
+
+@dataclass(frozen=True)
 class Finished:
     stopped: bool  # True when the stop flag ended the run early
     summary: dict  # the CLI's JSON fields (see engine.summarize)
@@ -97,4 +107,4 @@ class Failed:
     summary: dict  # the last good figures
 
 
-Event = Started | Steps | Gradients | Eval | HiddenSnapshot | Finished | Failed
+Event = Started | Steps | Gradients | Eval | HiddenSnapshot | HardExamples | Finished | Failed

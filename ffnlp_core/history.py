@@ -12,7 +12,7 @@ from dataclasses import asdict
 
 import numpy as np
 
-from .events import Eval, Failed, Finished, Gradients, HiddenSnapshot, Started, Steps
+from .events import Eval, Failed, Finished, Gradients, HardExamples, HiddenSnapshot, Started, Steps
 
 MAX_GRAD_RECORDS = 4000
 MAX_SNAPSHOTS = 24
@@ -64,6 +64,7 @@ class RunHistory:
         self.grad_step = _Growing(np.int64)
         self.grads: dict[str, _Growing] = {}
         self.snapshots: list[HiddenSnapshot] = []
+        self.hard: HardExamples | None = None  # the latest
         self.summary: dict | None = None
         self.failure: Failed | None = None
         self.stopped = False
@@ -91,6 +92,8 @@ class RunHistory:
             if len(self.snapshots) > MAX_SNAPSHOTS:  # drop every other older one, keep the newest
                 old, newest = self.snapshots[:-1], self.snapshots[-1]
                 self.snapshots = old[::2] + [newest]
+        elif isinstance(event, HardExamples):
+            self.hard = event
         elif isinstance(event, Finished):
             self.summary, self.stopped = event.summary, event.stopped
         elif isinstance(event, Failed):
@@ -102,7 +105,7 @@ class RunHistory:
         self.grad_step.extend(g.step)
         for f in GRAD_FIELDS:
             self.grads[f].extend(getattr(g, f))
-        if self.grad_step.n > MAX_GRAD_RECORDS:  # thin the older half, keep the newest records whole
+        while self.grad_step.n > MAX_GRAD_RECORDS:  # thin the older half, keep the newest records whole
             n = self.grad_step.n
             index = np.concatenate([np.arange(0, n // 2, 2), np.arange(n // 2, n)])
             self.grad_step.keep(index)

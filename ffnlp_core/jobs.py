@@ -210,7 +210,9 @@ class JobManager:
                 job.status, job.started_at = "running", time.time()
                 self.running.add(job.run_id)
                 self.store.set_status(job.run_id, "running", started=job.started_at)
-                job.thread = threading.Thread(target=self._work, args=(job,), name=f"ffnlp-{job.run_id}", daemon=True)
+                job.thread = threading.Thread(
+                    target=self._work, args=(job,), name=f"ffnlp-{job.run_id}", daemon=True
+                )
                 job.thread.start()
 
     def _work(self, job: Job) -> None:
@@ -274,7 +276,9 @@ class JobManager:
         while not self._closed.wait(min(5.0, self.heartbeat_timeout / 4)):
             now = time.monotonic()
             with self.lock:
-                stale = [j for j in self.jobs.values() if not j.done and now - j.last_poll > self.heartbeat_timeout]
+                stale = [
+                    j for j in self.jobs.values() if not j.done and now - j.last_poll > self.heartbeat_timeout
+                ]
             for job in stale:
                 job.reason = f"stopped: no page looked at it for {self.heartbeat_timeout:.0f} s (tab closed?)"
                 self.stop(job.run_id)

@@ -83,15 +83,16 @@ def _update_span(w, s1, s2, g, kind, lr, b1, b2, eps, wd, momentum, bc1, bc2):
             w[j] += d
         return du2, dw2
     b1f, b2f, epsf = np.float32(b1), np.float32(b2), np.float32(eps)
+    c1, c2 = np.float32(1.0 - b1), np.float32(1.0 - b2)  # not 1 - b2f: float32(0.999) rounds 1 - it by 1e-5
     step = np.float32(lr / bc1)
     inv_sqrt_bc2 = np.float32(1.0 / np.sqrt(bc2))
     l2 = wdf if kind == ADAM else np.float32(0.0)  # Adam: L2 added to the gradient
     decay = np.float32(lr * wd) if kind == ADAMW else np.float32(0.0)  # AdamW: decoupled decay
     for j in range(n):
-        s1[j] = b1f * s1[j] + (1 - b1f) * (g[j] + l2 * w[j])
+        s1[j] = b1f * s1[j] + c1 * (g[j] + l2 * w[j])
     for j in range(n):
         gj = g[j] + l2 * w[j]
-        s2[j] = b2f * s2[j] + (1 - b2f) * gj * gj
+        s2[j] = b2f * s2[j] + c2 * gj * gj
     for j in range(n):
         d = -decay * w[j] - step * s1[j] / (np.sqrt(s2[j]) * inv_sqrt_bc2 + epsf)
         du2 += d * d

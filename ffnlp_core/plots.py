@@ -41,13 +41,30 @@ def loss_figure(curves: dict, evals: dict, title: str = "Loss") -> go.Figure:
     step, loss = curves["step"], curves["loss"]
     if len(step):
         s, raw, sm = downsample(step, loss, smooth(loss))
-        fig.add_trace(go.Scattergl(x=s, y=raw, mode="lines", name="train loss (per step)",
-                                   line=dict(color="rgba(37,99,235,0.25)", width=1)))
-        fig.add_trace(go.Scattergl(x=s, y=sm, mode="lines", name="train loss (smoothed)",
-                                   line=dict(color=COLORS[0], width=2)))
+        fig.add_trace(
+            go.Scattergl(
+                x=s,
+                y=raw,
+                mode="lines",
+                name="train loss (per step)",
+                line=dict(color="rgba(37,99,235,0.25)", width=1),
+            )
+        )
+        fig.add_trace(
+            go.Scattergl(
+                x=s, y=sm, mode="lines", name="train loss (smoothed)", line=dict(color=COLORS[0], width=2)
+            )
+        )
     if len(evals.get("step", [])):
-        fig.add_trace(go.Scatter(x=evals["step"], y=evals["dev_loss"], mode="lines+markers", name="dev loss",
-                                 line=dict(color=COLORS[1], width=2)))
+        fig.add_trace(
+            go.Scatter(
+                x=evals["step"],
+                y=evals["dev_loss"],
+                mode="lines+markers",
+                name="dev loss",
+                line=dict(color=COLORS[1], width=2),
+            )
+        )
     fig.update_layout(title=title, xaxis_title="step", yaxis_title="cross-entropy", **LAYOUT)
     return fig
 
@@ -58,12 +75,24 @@ def accuracy_figure(curves: dict, evals: dict, title: str = "Accuracy") -> go.Fi
     step, acc = curves["step"], curves["accuracy"]
     if len(step):
         s, sm = downsample(step, smooth(acc))
-        fig.add_trace(go.Scattergl(x=s, y=sm, mode="lines", name="train accuracy (smoothed)",
-                                   line=dict(color=COLORS[0], width=2)))
+        fig.add_trace(
+            go.Scattergl(
+                x=s, y=sm, mode="lines", name="train accuracy (smoothed)", line=dict(color=COLORS[0], width=2)
+            )
+        )
     if len(evals.get("step", [])):
-        fig.add_trace(go.Scatter(x=evals["step"], y=evals["dev_accuracy"], mode="lines+markers",
-                                 name="dev accuracy", line=dict(color=COLORS[1], width=2)))
-    fig.update_layout(title=title, xaxis_title="step", yaxis_title="accuracy", yaxis_range=[0, 1.02], **LAYOUT)
+        fig.add_trace(
+            go.Scatter(
+                x=evals["step"],
+                y=evals["dev_accuracy"],
+                mode="lines+markers",
+                name="dev accuracy",
+                line=dict(color=COLORS[1], width=2),
+            )
+        )
+    fig.update_layout(
+        title=title, xaxis_title="step", yaxis_title="accuracy", yaxis_range=[0, 1.02], **LAYOUT
+    )
     return fig
 
 
@@ -73,32 +102,64 @@ def confusion_figure(confusion: np.ndarray, class_names: list[str]) -> go.Figure
     share = c / np.maximum(c.sum(axis=1, keepdims=True), 1)
     text = [[f"{int(c[i, j])}<br>{share[i, j]:.0%}" for j in range(c.shape[1])] for i in range(c.shape[0])]
     names = [_short(n) for n in class_names]
-    fig = go.Figure(go.Heatmap(z=share, x=names, y=names, text=text, texttemplate="%{text}", colorscale="Blues",
-                               zmin=0, zmax=1, showscale=False, hovertemplate="gold %{y}<br>predicted %{x}<extra></extra>"))
-    fig.update_layout(title="Confusion matrix on dev", xaxis_title="predicted", yaxis_title="gold",
-                      yaxis_autorange="reversed", **{**LAYOUT, "height": 120 + 60 * len(names)})
+    fig = go.Figure(
+        go.Heatmap(
+            z=share,
+            x=names,
+            y=names,
+            text=text,
+            texttemplate="%{text}",
+            colorscale="Blues",
+            zmin=0,
+            zmax=1,
+            showscale=False,
+            hovertemplate="gold %{y}<br>predicted %{x}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title="Confusion matrix on dev",
+        xaxis_title="predicted",
+        yaxis_title="gold",
+        yaxis_autorange="reversed",
+        **{**LAYOUT, "height": 120 + 60 * len(names)},
+    )
     return fig
 
 
 def class_balance_figure(counts: list[int], class_names: list[str]) -> go.Figure:
     total = max(1, sum(counts))
     names = [_short(n) for n in class_names]
-    fig = go.Figure(go.Bar(x=names, y=counts, text=[f"{c:,} ({c / total:.0%})" for c in counts],
-                           textposition="auto", marker_color=COLORS[: len(counts)] * (len(counts) // 9 + 1)))
+    fig = go.Figure(
+        go.Bar(
+            x=names,
+            y=counts,
+            text=[f"{c:,} ({c / total:.0%})" for c in counts],
+            textposition="auto",
+            marker_color=COLORS[: len(counts)] * (len(counts) // 9 + 1),
+        )
+    )
     fig.update_layout(title="Class balance", yaxis_title="comments", **{**LAYOUT, "height": 300})
     return fig
 
 
 def bar_figure(labels: list[str], values: list[float], title: str, xaxis: str = "") -> go.Figure:
     fig = go.Figure(go.Bar(x=values, y=[_short(s) for s in labels], orientation="h", marker_color=COLORS[0]))
-    fig.update_layout(title=title, xaxis_title=xaxis, yaxis_autorange="reversed",
-                      **{**LAYOUT, "height": 120 + 22 * len(labels)})
+    fig.update_layout(
+        title=title,
+        xaxis_title=xaxis,
+        yaxis_autorange="reversed",
+        **{**LAYOUT, "height": 120 + 22 * len(labels)},
+    )
     return fig
 
 
-def model_dot(vocab_size: int, hidden_sizes: list[int], n_classes: int, activation: str, params: list[int]) -> str:
+def model_dot(
+    vocab_size: int, hidden_sizes: list[int], n_classes: int, activation: str, params: list[int]
+) -> str:
     """A Graphviz DOT diagram of the layers, input at the top (st.graphviz_chart renders it)."""
-    lines = ['digraph G { rankdir=TB; node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=11];']
+    lines = [
+        'digraph G { rankdir=TB; node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=11];'
+    ]
     lines.append(f'in [label="bag of words\\n{vocab_size:,} words", fillcolor="#e0e7ff"];')
     prev = "in"
     names = [f"layer_{i}" for i in range(len(hidden_sizes))] + ["output_layer"]

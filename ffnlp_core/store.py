@@ -229,9 +229,21 @@ def import_bundle(data: bytes) -> tuple[RunConfig, FeedForwardClassifier, BagOfW
             weights = z.read("model.safetensors")
     except zipfile.BadZipFile as exc:
         raise BundleError("this is not a model bundle (a .zip downloaded from ffnlp)") from exc
-    except (ConfigError, json.JSONDecodeError, UnicodeDecodeError, KeyError) as exc:
+    except (
+        ConfigError,
+        json.JSONDecodeError,
+        UnicodeDecodeError,
+        KeyError,
+        TypeError,
+        AttributeError,
+    ) as exc:
         raise BundleError(f"the bundle's config is not valid: {exc}") from exc
-    model, vec, classes = _rebuild(cfg, info, weights)
+    try:
+        model, vec, classes = _rebuild(cfg, info, weights)
+    except BundleError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise BundleError(f"the bundle's model.json is not valid ({type(exc).__name__}: {exc})") from exc
     return cfg, model, vec, classes
 
 

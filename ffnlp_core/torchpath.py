@@ -117,37 +117,43 @@ class AutogradStepper:
         before = [w.detach().clone() for w in weights] if probe else None
         self.optimizer.step()
         correct = (logits.detach().argmax(dim=1) == y).sum()
-        record = self._probe(weights, before, pre, hidden, stop - start) if probe else None
+        record = autograd_probe(model, weights, before, pre, hidden, stop - start) if probe else None
         return loss.detach(), correct, record
 
-    def _probe(self, weights, before, pre, hidden, batch_size) -> Probe:
-        with torch.no_grad():
-            stats = (
-                torch.stack(
-                    [
-                        torch.stack([(w.grad.to_dense() ** 2).sum() for w in weights]),
-                        torch.stack([z.grad.norm(dim=1).mean() * batch_size for z in pre]),
-                        torch.stack([((w - b) ** 2).sum() for w, b in zip(weights, before, strict=True)]),
-                        torch.stack([(w**2).sum() for w in weights]),
-                    ]
-                )
-                .double()
-                .cpu()
-                .numpy()
+
+def autograd_probe(model, weights, before, pre, hidden, batch_size) -> Probe:
+    """Gradient statistics after loss.backward() and optimizer.step() (also used by the Lightning engine).
+
+    weights: each linear layer's weight (with .grad); before: their values before the step;
+    pre: the pre-activations [z0 .. logits] with retained grads; hidden: [h0 .. h{k-1}].
+    """
+    with torch.no_grad():
+        stats = (
+            torch.stack(
+                [
+                    torch.stack([(w.grad.to_dense() ** 2).sum() for w in weights]),
+                    torch.stack([z.grad.norm(dim=1).mean() * batch_size for z in pre]),
+                    torch.stack([((w - b) ** 2).sum() for w, b in zip(weights, before, strict=True)]),
+                    torch.stack([(w**2).sum() for w in weights]),
+                ]
             )
-            k = len(hidden)
-            zs = [z.detach().float().cpu().numpy() for z in pre[:k]]
-            hs = [h.detach().float().cpu().numpy() for h in hidden]
-        dead, saturated = activation_stats(self.model.activation_name, zs, hs)
-        return Probe(
-            grad_sq=stats[0],
-            numel=np.array([w.numel() for w in weights], np.float64),
-            signal=stats[1],
-            update_sq=stats[2],
-            weight_sq=stats[3],
-            dead=dead,
-            saturated=saturated,
+            .double()
+            .cpu()
+            .numpy()
         )
+        k = len(hidden)
+        zs = [z.detach().float().cpu().numpy() for z in pre[:k]]
+        hs = [h.detach().float().cpu().numpy() for h in hidden]
+    dead, saturated = activation_stats(model.activation_name, zs, hs)
+    return Probe(
+        grad_sq=stats[0],
+        numel=np.array([w.numel() for w in weights], np.float64),
+        signal=stats[1],
+        update_sq=stats[2],
+        weight_sq=stats[3],
+        dead=dead,
+        saturated=saturated,
+    )
 
 
 @dataclass
@@ -157,6 +163,31 @@ class DevResult:
     confusion: np.ndarray  # (C, C)
     hidden: list[np.ndarray] | None  # snapshot rows only, float16
     probs: np.ndarray | None  # snapshot rows only
+
+
+@torch.no_grad()
+def hardest(
+    model: FeedForwardClassifier,
+    x: sp.csr_matrix,
+    y: np.ndarray,
+    device: torch.device,
+    k: int,
+    chunk: int = 4096,
+):
+    """(rows, losses, predicted) of the k examples with the highest loss, highest first."""
+    was_training = model.training
+    model.eval()
+    y = np.asarray(y, np.int64)
+    losses, preds = [], []
+    for s in range(0, x.shape[0], chunk):
+        logits, _ = model(to_torch_csr(x[s : s + chunk], device))
+        yt = torch.from_numpy(y[s : s + chunk]).to(device)
+        losses.append(F.cross_entropy(logits, yt, reduction="none").cpu().numpy())
+        preds.append(logits.argmax(dim=1).cpu().numpy())
+    model.train(was_training)
+    loss, pred = np.concatenate(losses), np.concatenate(preds)
+    rows = np.argsort(-loss, kind="stable")[:k]
+    return rows, loss[rows].astype(np.float32), pred[rows]
 
 
 @torch.no_grad()
@@ -171,6 +202,7 @@ def evaluate(
     """Dev loss, accuracy and confusion matrix; hidden states and probabilities of `snapshot_rows`."""
     was_training = model.training
     model.eval()
+    y = np.asarray(y, np.int64)
     n_classes = model.n_classes
     loss_sum, confusion = 0.0, np.zeros((n_classes, n_classes), np.int64)
     for s in range(0, x.shape[0], chunk):

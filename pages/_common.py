@@ -6,10 +6,13 @@ Pages stay thin: widgets, layout and calls into ffnlp_core. Nothing here imports
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 import time
 
 import streamlit as st
+import streamlit.components.v1 as components
 
 from ffnlp_core import samples
 from ffnlp_core.data import read_table, to_labeled
@@ -78,8 +81,17 @@ def load_default_data(ws: Workspace) -> None:
 def dataset_key(ws: Workspace) -> tuple:
     """The settings a dataset is built from: rebuild only when one of them changes."""
     c = ws.config.data
-    return (ws.upload_key, c.text_column, c.label_column, c.vectorizer, c.ngram_max, c.min_df, c.max_features,
-            c.dev_fraction, c.split_seed)
+    return (
+        ws.upload_key,
+        c.text_column,
+        c.label_column,
+        c.vectorizer,
+        c.ngram_max,
+        c.min_df,
+        c.max_features,
+        c.dev_fraction,
+        c.split_seed,
+    )
 
 
 def page_link(path: str, **kwargs) -> None:
@@ -91,11 +103,31 @@ def page_link(path: str, **kwargs) -> None:
 
 
 def keep_url(ws: Workspace) -> None:
-    """Write the session and run ids back into the URL on every page (navigation drops them)."""
-    if st.query_params.get("sid") != ws.sid:
-        st.query_params["sid"] = ws.sid
-    if ws.run_id and st.query_params.get("run") != ws.run_id:
-        st.query_params["run"] = ws.run_id
+    """Write the session and run ids into the URL on every page (navigation drops them), so a reload or a
+    copied link finds the same workspace and run. Called at the end of app.py.
+
+    Streamlit 1.67 under st.navigation shows a query-param change in the address bar only after the next
+    browser action, so the same values are also written with history.replaceState from a tiny frame.
+    The script carries only our own ids (letters, digits, '-' and '_'), never user text.
+    """
+    want = {"sid": ws.sid, **({"run": ws.run_id} if ws.run_id else {})}
+    for k, v in want.items():
+        if st.query_params.get(k) != v:
+            st.query_params[k] = v
+    if not all(_SAFE_ID.fullmatch(v) for v in want.values()):
+        return
+    script = (
+        "function fix(){const w=window.parent;const u=new URL(w.location.href);let c=false;"
+        f"for(const [k,v] of Object.entries({json.dumps(want)}))"
+        "{if(u.searchParams.get(k)!==v){u.searchParams.set(k,v);c=true}}"
+        "if(c)w.history.replaceState(w.history.state,'',u.toString());}"
+        "fix();for(const t of [200,600,1500,3000])setTimeout(fix,t);"  # after Streamlit's own late URL write
+    )
+    with st.sidebar:  # a zero-height same-origin frame; it reloads (and runs) whenever the ids change
+        components.html(f"<script>{script}</script>", height=0)
+
+
+_SAFE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def current_run(ws: Workspace, run_id: str | None = None) -> Job | StoredRun | None:

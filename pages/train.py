@@ -150,34 +150,43 @@ with st.expander("Advanced", expanded=False):
             step=1,
         )
 
-run = ui.current_run(ws)
-running = run is not None and not run.done
-b1, b2, b3 = st.columns([1, 1, 4])
-if b1.button(
-    "Start",
-    key="train_start",
-    type="primary",
-    icon=":material/play_arrow:",
-    disabled=running,
-    use_container_width=True,
-):
+
+def start() -> None:
+    """Start callback: submit the run before the page draws, so the page (and the URL) show it at once."""
     cfg = copy.deepcopy(ws.config)
     try:
         cfg.validate()
         check_fits(cfg, ds)
     except ConfigError as exc:
-        st.error(f"Cannot start: {exc}", icon=":material/error:")
-    else:
-        job = ui.manager().submit(cfg, ds, owner=ws.sid, label=ws.data_name)
-        ws.remember_run(job.run_id)
-        ui.keep_url(ws)
-        st.rerun()
-if b2.button(
-    "Stop", key="train_stop", icon=":material/stop:", disabled=not running, use_container_width=True
-):
-    ui.manager().stop(run.run_id)
-    time.sleep(0.2)
-    st.rerun()
+        st.session_state["train_error"] = f"Cannot start: {exc}"
+        return
+    job = ui.manager().submit(cfg, ds, owner=ws.sid, label=ws.data_name)
+    ws.remember_run(job.run_id)
+
+
+def stop() -> None:
+    run = ui.current_run(ws)
+    if run is not None:
+        ui.manager().stop(run.run_id)
+
+
+run = ui.current_run(ws)
+running = run is not None and not run.done
+b1, b2, b3 = st.columns([1, 1, 4])
+b1.button(
+    "Start",
+    key="train_start",
+    type="primary",
+    icon=":material/play_arrow:",
+    disabled=running,
+    width="stretch",
+    on_click=start,
+)
+b2.button(
+    "Stop", key="train_stop", icon=":material/stop:", disabled=not running, width="stretch", on_click=stop
+)
+if st.session_state.get("train_error"):
+    st.error(st.session_state.pop("train_error"), icon=":material/error:")
 with b3:
     n_run, n_queued = ui.manager().active_count()
     st.caption(
@@ -284,5 +293,4 @@ if rows:
     sel = picked.selection.rows if picked is not None else []
     if sel and rows[sel[0]]["run"] != ws.run_id:
         ws.remember_run(rows[sel[0]]["run"])
-        ui.keep_url(ws)
         st.rerun()

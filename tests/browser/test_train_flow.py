@@ -1,0 +1,111 @@
+"""The whole walk in a real browser: upload -> choose columns -> train -> watch the chart grow -> leave the
+page and come back -> stop; a reload reattaches to the run; two browser contexts train without mixing."""
+
+from __future__ import annotations
+
+import time
+
+from helpers import click, goto, key, nav, query, selected, wait_for, wait_idle
+
+CHART_POINTS = """() => {
+  const plot = document.querySelector('.st-key-train_charts .js-plotly-plot');
+  return plot && plot.data && plot.data.length ? plot.data[0].x.length : 0;
+}"""
+
+
+def set_number(page, name: str, value) -> None:
+    box = key(page, name).locator("input")
+    box.fill(str(value))
+    box.press("Enter")
+    wait_idle(page)
+
+
+def upload_csv(page, tmp_path, rows: int = 600) -> None:
+    lines = ["id,comment,verdict,extra"]
+    for i in range(rows):
+        toxic = i % 2
+        text = ("you absolute clown, jerk" if toxic else "thanks for the lovely recipe") + f" number {i}"
+        lines.append(f'{i},"{text}",{"toxic" if toxic else "fine"},x')
+    path = tmp_path / "comments.csv"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    key(page, "data_upload").locator("input[type=file]").set_input_files(str(path))
+    wait_idle(page)
+
+
+def test_walk_upload_train_navigate_stop(page, server, tmp_path, shots):
+    goto(page, server, "/")
+    nav(page, "Data")
+    key(page, "data_mode").get_by_text("Upload a CSV").click()
+    wait_idle(page)
+    upload_csv(page, tmp_path)
+    # the inferred columns are preselected
+    assert selected(page, "data_text_column") == "comment"
+    assert selected(page, "data_label_column") == "verdict"
+    assert "600" in page.locator("[data-testid=stMetric]").first.inner_text()
+    page.screenshot(path=str(shots / "walk_data.png"), full_page=True)
+
+    nav(page, "Model")
+    nav(page, "Train")
+    set_number(page, "train_epochs", 400)
+    click(page, "train_start")
+    wait_for(lambda: query(page).get("run"), timeout=10)
+    run_id = query(page)["run"]
+    first = wait_for(lambda: page.evaluate(CHART_POINTS), timeout=15)
+    time.sleep(2.5)
+    later = page.evaluate(CHART_POINTS)
+    assert later > first, "the loss chart grows while the run trains"
+    page.screenshot(path=str(shots / "walk_train_running.png"), full_page=True)
+
+    nav(page, "Data")  # leave the page ...
+    time.sleep(1.0)
+    nav(page, "Train")  # ... and come back: the same run, still going
+    assert query(page)["run"] == run_id
+    again = wait_for(lambda: page.evaluate(CHART_POINTS), timeout=10)
+    assert again >= later
+    assert "running" in page.locator("[data-testid=stSidebar]").inner_text()
+
+    t0 = time.monotonic()
+    click(page, "train_stop")
+    wait_for(lambda: "stopped" in page.locator("[data-testid=stSidebar]").inner_text(), timeout=10)
+    assert time.monotonic() - t0 < 5
+    page.screenshot(path=str(shots / "walk_train_stopped.png"), full_page=True)
+
+
+def test_reload_reattaches(page, server):
+    goto(page, server, "/train")
+    set_number(page, "train_epochs", 300)
+    click(page, "train_start")
+    run_id = wait_for(lambda: query(page).get("run"), timeout=10)
+    wait_for(lambda: page.evaluate(CHART_POINTS), timeout=15)
+    page.reload()
+    wait_idle(page)
+    assert query(page)["run"] == run_id
+    assert wait_for(lambda: page.evaluate(CHART_POINTS), timeout=15) > 0
+    assert run_id in page.locator("[data-testid=stSidebar]").inner_text()
+    # the same URL in a new tab shows the same run too
+    other = page.context.new_page()
+    other.goto(page.url)
+    wait_idle(other)
+    assert run_id in other.locator("[data-testid=stSidebar]").inner_text()
+    click(page, "train_stop")
+
+
+def test_two_contexts_do_not_mix(browser, server):
+    pages = [browser.new_context(viewport={"width": 1300, "height": 900}).new_page() for _ in range(2)]
+    run_ids = []
+    for pg in pages:
+        goto(pg, server, "/train")
+        set_number(pg, "train_epochs", 150)
+        click(pg, "train_start")
+        run_ids.append(wait_for(lambda pg=pg: query(pg).get("run"), timeout=10))
+    assert run_ids[0] != run_ids[1]
+    assert query(pages[0])["sid"] != query(pages[1])["sid"]
+    for pg, mine, theirs in ((pages[0], *run_ids), (pages[1], *run_ids[::-1])):
+        wait_for(lambda pg=pg: pg.evaluate(CHART_POINTS), timeout=20)
+        text = pg.locator("section.main, [data-testid=stMain]").first.inner_text()
+        side = pg.locator("[data-testid=stSidebar]").inner_text()
+        assert mine in side and theirs not in side
+        assert theirs not in text
+    for pg in pages:
+        click(pg, "train_stop")
+        pg.context.close()

@@ -1,0 +1,318 @@
+"""Tests for ffnlp_core.cli (and __main__): `python -m ffnlp_core train` as a student would run it."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ffnlp_core.cli import build_parser, config_from_args, main
+from ffnlp_core.config import ConfigError
+from ffnlp_core.store import RunStore
+
+ROOT = Path(__file__).resolve().parents[1]
+DAVIDSON = ROOT.parent / "shared" / "data" / "davidson_labeled_tweets.csv"
+JSON_FIELDS = {
+    "train_examples",
+    "dev_examples",
+    "vocab_size",
+    "classes",
+    "steps",
+    "train_loss",
+    "train_accuracy",
+    "dev_accuracy",
+    "seconds",
+    "train_seconds",
+    "examples_per_second",
+    "device",
+    "grad_rms",
+}
+
+
+def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run `python -m ffnlp_core ...` from the project folder, as a student would."""
+    return subprocess.run(
+        [sys.executable, "-m", "ffnlp_core", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def strict_json(text: str) -> dict:
+    """Parse JSON as the standard defines it: NaN and Infinity are not JSON."""
+
+    def refuse(name):
+        raise ValueError(f"{name} is not valid JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One real run of the default command with --json, also saved with --save."""
+    runs = tmp_path_factory.mktemp("runs")
+    result = cli("train", "--epochs", "1", "--json", "--save", str(runs / "cli-run"))
+    return result, runs
+
+
+# ---- a real run in a subprocess ------------------------------------------------------------------------
+
+
+def test_train_prints_one_json_object_and_exits_0(trained):
+    result, _ = trained
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1  # progress goes to stderr; stdout is the object alone
+    summary = strict_json(lines[0])
+    assert isinstance(summary, dict)
+    assert set(summary) >= JSON_FIELDS
+    assert (summary["train_examples"], summary["dev_examples"], summary["vocab_size"]) == (3200, 800, 78)
+    assert summary["classes"] == ["not toxic", "toxic"]
+    assert summary["steps"] == 100  # ceil(3200 / 32) steps of the default batch, 1 epoch
+    assert summary["seconds"] >= summary["train_seconds"] > 0
+    assert summary["examples_per_second"] == pytest.approx(3200 / summary["train_seconds"])
+    if torch.cuda.is_available():
+        assert summary["device"].startswith("cuda")
+    else:
+        assert summary["device"] == "cpu"
+    assert len(summary["grad_rms"]) == 4  # the lecture's 3 hidden layers and the output layer
+    assert all(math.isfinite(g) and g > 0 for g in summary["grad_rms"])
+    assert 0.5 < summary["dev_accuracy"] < 0.75  # the lecture's linear network on the interaction data
+    assert 0 < summary["train_loss"] < 1
+
+
+def test_train_reports_progress_on_stderr(trained):
+    result, _ = trained
+    assert "training on" in result.stderr and "100 steps" in result.stderr
+    assert "step 100/100" in result.stderr
+
+
+def test_save_writes_a_run_folder_the_store_can_read(trained):
+    result, runs = trained
+    summary = strict_json(result.stdout)
+    store = RunStore(runs)
+    listed = store.list_runs()
+    assert [r["id"] for r in listed] == ["cli-run"]
+    assert listed[0]["status"] == "finished" and listed[0]["owner"] == "cli"
+    for key in ("dev_accuracy", "train_loss", "steps", "vocab_size"):
+        assert listed[0]["summary"][key] == summary[key], key
+    cfg = store.config("cli-run")
+    assert cfg.model.hidden_sizes == [100, 100, 100] and cfg.train.epochs == 1
+    history = store.load_history("cli-run")
+    assert history.steps_done == 100 and len(history.curves()["loss"]) == 100
+    assert history.last_eval()["dev_accuracy"] == summary["dev_accuracy"]
+    model, vec, classes = store.load_model("cli-run")
+    assert classes == ["not toxic", "toxic"] and vec.vocab_size == 78
+    # the saved model gives the dev accuracy the run reported
+    from ffnlp_core.dataset import build_dataset, load_source
+    from ffnlp_core.torchpath import evaluate
+
+    ds = build_dataset(load_source(cfg.data), cfg.data)
+    res = evaluate(model, ds.x_dev, ds.y_dev, torch.device("cpu"))
+    assert res.accuracy == pytest.approx(summary["dev_accuracy"])
+
+
+def test_a_missing_file_exits_2_with_one_line_and_no_traceback():
+    result = cli("train", "--csv", "no/such/file.csv", "--json")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "file.csv" in lines[0]
+
+
+@pytest.mark.slow
+def test_davidson_tweets_reach_the_lectures_accuracy():
+    if not DAVIDSON.exists():
+        pytest.skip(f"the Davidson data set is not at {DAVIDSON} (it lives in ../shared, not in the project)")
+    result = cli(
+        "train",
+        "--csv",
+        str(DAVIDSON),
+        *("--text-column", "tweet", "--label-column", "class", "--min-df", "2", "--epochs", "1", "--json"),
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    summary = strict_json(result.stdout)
+    print(
+        f"\nDavidson, 1 epoch: dev accuracy {summary['dev_accuracy']:.4f}, vocabulary {summary['vocab_size']}, "
+        f"{summary['examples_per_second']:,.0f} examples/s, {summary['seconds']:.1f} s in all"
+    )
+    assert summary["classes"] == ["0", "1", "2"]
+    assert summary["train_examples"] + summary["dev_examples"] == 24783
+    assert 10_500 <= summary["vocab_size"] <= 10_900
+    assert summary["dev_accuracy"] > 0.85
+
+
+# ---- bad input: exit 2 and one line, in-process (the same main() that __main__ calls) ---------------------
+
+
+def run_main(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(["train", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_error(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: ") and "Traceback" not in err
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["--csv", "missing.csv"], ["missing.csv", "Check the path"]),
+        (["--lr", "0"], ["learning rate", "0.0", "try 0.001"]),
+        (["--hidden", "abc"], ["--hidden", "'abc'", "100,100,100"]),
+        (["--hidden", "100,,x"], ["--hidden", "'100,,x'"]),
+        (["--label-column", "nope"], ["'nope'", "'text'", "'label'"]),
+        (["--text-column", "body"], ["'body'"]),
+        (["--batch-size", "0"], ["batch size", "got 0"]),
+        (["--dev-fraction", "1"], ["dev fraction", "1.0"]),
+        (["--min-df", "100000"], ["min_df", "100000"]),
+    ],
+    ids=[
+        "missing-csv",
+        "lr-0",
+        "hidden-abc",
+        "hidden-gaps",
+        "label-column",
+        "text-column",
+        "batch-0",
+        "dev-1",
+        "min-df",
+    ],
+)
+def test_bad_input_exits_2_with_one_line(capsys, tmp_path, monkeypatch, args, says):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_main(capsys, *args, "--json")
+    assert code == 2
+    assert out == ""
+    line = one_line_error(err)
+    for text in says:
+        assert text in line, line
+
+
+def test_an_empty_csv_exits_2_with_one_line(capsys, tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    code, out, err = run_main(capsys, "--csv", str(empty), "--json")
+    assert code == 2 and out == ""
+    assert "empty" in one_line_error(err)
+
+
+def test_a_header_only_csv_exits_2_with_one_line(capsys, tmp_path):
+    header = tmp_path / "header.csv"
+    header.write_text("text,label\n")
+    code, out, err = run_main(capsys, "--csv", str(header), "--json")
+    assert code == 2 and out == ""
+    one_line_error(err)
+
+
+@pytest.mark.skipif(
+    torch.cuda.is_available(), reason="CUDA is present here, so asking for it is not an error"
+)
+def test_cuda_without_a_gpu_exits_non_zero_with_one_line(capsys):
+    code, out, err = run_main(capsys, "--device", "cuda", "--hidden", "8", "--json")
+    assert code != 0 and out == ""
+    assert "cuda" in one_line_error(err)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy's overflow warnings are the point here
+def test_a_diverged_run_exits_1_and_still_prints_strict_json(capsys):
+    code, out, err = run_main(capsys, "--optimizer", "sgd", "--lr", "10", "--json")
+    assert code == 1
+    assert "diverged at step" in err and "Traceback" not in err
+    summary = strict_json(out)  # a JSON reader other than Python's refuses NaN and Infinity
+    assert "diverged at step" in summary["failed"]
+
+
+def test_a_csv_of_your_own_trains(capsys, tmp_path):
+    rows = ["comment;verdict"]
+    rows += [f"what a lovely day number {i};good" for i in range(30)]
+    rows += [f"what an awful mess number {i};bad" for i in range(30)]
+    path = tmp_path / "mine.csv"
+    path.write_text("\n".join(rows) + "\n")
+    code, out, err = run_main(
+        capsys, "--csv", str(path), "--hidden", "8", "--epochs", "20", "--lr", "0.01", "--json"
+    )
+    assert code == 0, err
+    summary = strict_json(out)
+    assert summary["classes"] == ["bad", "good"]
+    assert (summary["train_examples"], summary["dev_examples"]) == (48, 12)
+    assert summary["dev_accuracy"] == 1.0  # "lovely" and "awful" give the label away
+
+
+# ---- arguments to config -------------------------------------------------------------------------------
+
+
+def test_the_defaults_are_the_lectures():
+    cfg = config_from_args(build_parser().parse_args(["train"]))
+    assert cfg.model.hidden_sizes == [100, 100, 100] and cfg.model.activation == "none"
+    assert (cfg.train.optimizer, cfg.train.lr, cfg.train.batch_size, cfg.train.epochs) == (
+        "adam",
+        1e-3,
+        32,
+        1,
+    )
+    assert cfg.train.fast is True and cfg.data.source == "builtin:interaction"
+
+
+def test_arguments_land_in_the_config():
+    args = build_parser().parse_args(
+        [
+            "train",
+            *("--csv", "x.csv", "--text-column", "tweet", "--label-column", "class"),
+            *("--hidden", "64, 8", "--activation", "relu", "--dropout", "0.2", "--optimizer", "sgd"),
+            *("--lr", "0.05", "--batch-size", "16", "--epochs", "3", "--seed", "9", "--vectorizer", "tfidf"),
+            *("--ngrams", "2", "--min-df", "2", "--max-features", "500", "--plain", "--skip-zero-grad"),
+        ]
+    )
+    cfg = config_from_args(args)
+    assert (cfg.data.source, cfg.data.text_column, cfg.data.label_column) == ("x.csv", "tweet", "class")
+    assert (cfg.data.vectorizer, cfg.data.ngram_max, cfg.data.min_df, cfg.data.max_features) == (
+        "tfidf",
+        2,
+        2,
+        500,
+    )
+    assert cfg.model.hidden_sizes == [64, 8] and cfg.model.activation == "relu" and cfg.model.dropout == 0.2
+    assert (cfg.train.optimizer, cfg.train.lr, cfg.train.batch_size, cfg.train.epochs) == ("sgd", 0.05, 16, 3)
+    assert cfg.train.seed == 9 and cfg.train.fast is False and cfg.train.skip_zero_grad is True
+
+
+def test_an_empty_hidden_list_is_logistic_regression():
+    cfg = config_from_args(build_parser().parse_args(["train", "--hidden", ""]))
+    assert cfg.model.hidden_sizes == []
+
+
+def test_config_errors_come_from_validation():
+    with pytest.raises(ConfigError, match="epoch"):
+        config_from_args(build_parser().parse_args(["train", "--epochs", "0"]))
+
+
+def test_argparse_refuses_unknown_choices(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(["train", "--activation", "swish"])
+    assert exit_.value.code == 2
+    assert "swish" in capsys.readouterr().err
+
+
+def test_the_seed_makes_the_cli_repeatable(capsys):
+    outs = []
+    for _ in range(2):
+        code, out, _ = run_main(capsys, "--hidden", "8", "--seed", "4", "--json")
+        assert code == 0
+        outs.append(strict_json(out))
+    for key in ("train_loss", "dev_accuracy", "grad_rms"):
+        assert outs[0][key] == outs[1][key], key
+    np.testing.assert_array_equal(outs[0]["grad_rms"], outs[1]["grad_rms"])
