@@ -37,6 +37,7 @@ PAGES = {
     ],
     "Learn": [
         ("pages/lessons.py", "Lessons", ":material/school:", "lessons"),
+        ("pages/lab.py", "Noise lab", ":material/science:", "lab"),
         ("pages/compare.py", "Compare runs", ":material/compare_arrows:", "compare"),
     ],
 }

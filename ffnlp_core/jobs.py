@@ -15,6 +15,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
@@ -51,6 +52,23 @@ class Job:
         """A page looked at this run (heartbeat)."""
         self.last_poll = time.monotonic()
 
+    # --- the data behind the run, for pages that show comments ---------------------------------
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.ds.class_names)
+
+    @property
+    def vectorizer(self):
+        return self.ds.vectorizer
+
+    def dev_text(self, i: int) -> str | None:
+        """The comment behind dev row i."""
+        return self.ds.dev_text(i)
+
+    def dev_labels(self) -> np.ndarray | None:
+        """Gold label ids of every dev row, indexed by dev position."""
+        return self.ds.y_dev
+
     def read(self, fn: Callable[[RunHistory], object]):
         """Run fn on the history under the lock (fn must copy what it keeps)."""
         with self.lock:
@@ -73,6 +91,16 @@ class Job:
         return True
 
 
+def _snapshot_texts(job: Job) -> dict:
+    """The comments and gold labels of the dev rows the hidden snapshots cover (hover text after a restart)."""
+    rows = job.read(lambda h: h.snapshots[-1].dev_rows.copy() if h.snapshots else np.zeros(0, np.int64))
+    ds = job.ds
+    return {
+        "classes": list(ds.class_names),
+        "dev": {str(int(i)): [ds.dev_text(int(i)), int(ds.y_dev[int(i)])] for i in rows},
+    }
+
+
 class StoredRun:
     """A run read back from disk (finished, or interrupted by a restart): same reading interface as Job."""
 
@@ -85,9 +113,36 @@ class StoredRun:
         self.created = status.get("created", 0.0)
         self.cfg = store.config(run_id)
         self.history = store.load_history(run_id)
-        self.ds = None  # the data set is not kept on disk; pages say so where they need it
+        self.ds = None  # the data set is not kept on disk; the snapshot rows' texts are (texts.json)
         self.version = 0
         self._model = None
+        self._texts = store.load_texts(run_id)  # {"classes": [...], "dev": {row: [text, label]}}
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(
+            self._texts.get("classes") or (self.history.started.classes if self.history.started else [])
+        )
+
+    @property
+    def vectorizer(self):
+        if self.store.has_model(self.run_id):
+            return self.store.load_model(self.run_id)[1]
+        return None
+
+    def dev_text(self, i: int) -> str | None:
+        item = self._texts.get("dev", {}).get(str(int(i)))
+        return item[0] if item else None
+
+    def dev_labels(self) -> np.ndarray | None:
+        dev = self._texts.get("dev", {})
+        if not dev:
+            return None
+        n = max(int(k) for k in dev) + 1
+        labels = np.full(n, -1, np.int64)
+        for k, (_, label) in dev.items():
+            labels[int(k)] = label
+        return labels
 
     done = True
 
@@ -250,6 +305,7 @@ class JobManager:
             self._save(job)
             if job.model is not None and status in ("finished", "stopped"):
                 self.store.save_model(job.run_id, job.model, job.ds.vectorizer, job.ds.class_names)
+            self.store.save_texts(job.run_id, _snapshot_texts(job))
             summary = job.read(lambda h: h.summary)
             self.store.set_status(job.run_id, status, reason=reason, finished=finished_at, summary=summary)
             self.store.prune(keep=set(self.running) | {q.run_id for q in self.queue})

@@ -103,7 +103,18 @@ class RunStore:
         _write_atomic(folder / "model.safetensors", _weights_bytes(model))
         _write_json(folder / "model.json", {"vectorizer": vectorizer.state(), "classes": list(classes)})
 
+    def save_texts(self, run_id: str, texts: dict) -> None:
+        """Comments behind the snapshot rows (so hover text survives a restart)."""
+        _write_json(self.folder(run_id) / "texts.json", texts)
+
     # --- reading --------------------------------------------------------------------------------
+    def load_texts(self, run_id: str) -> dict:
+        path = self.folder(run_id) / "texts.json"
+        try:
+            return json.loads(path.read_text()) if path.exists() else {}
+        except (OSError, json.JSONDecodeError):
+            return {}
+
     def status(self, run_id: str) -> dict:
         path = self.folder(run_id) / "status.json"
         return json.loads(path.read_text()) if path.exists() else {}

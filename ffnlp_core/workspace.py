@@ -31,6 +31,7 @@ class Workspace:
     run_id: str = ""  # the run the pages show
     run_ids: list[str] = field(default_factory=list)  # every run started here, oldest first
     classroom: bool = False
+    extras: dict = field(default_factory=dict)  # per-page state that must survive a reload (e.g. run groups)
     last_used: float = field(default_factory=time.time)
 
     def remember_run(self, run_id: str) -> None:
