@@ -173,7 +173,9 @@ class JobManager:
         heartbeat_timeout: float = 300.0,
         max_in_memory: int = 40,
         threads_per_job: int = 1,
+        mode: str | None = None,
     ):
+        self.mode = mode or os.environ.get("FFNLP_WORKERS", "thread")
         self.store = store or RunStore()
         self.store.mark_interrupted()
         cores = os.cpu_count() or 1
