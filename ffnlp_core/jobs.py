@@ -9,11 +9,16 @@ Pages never touch a worker: they read copies under the lock and set the stop fla
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing as mp
 import os
+import sys
 import threading
 import time
+import types
 from collections import OrderedDict, deque
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -25,6 +30,7 @@ from .engine import build_model, new_run_id, train
 from .history import RunHistory
 from .model import FeedForwardClassifier
 from .store import RunStore
+from .worker import worker_main
 
 SAVE_EVERY_SECONDS = 5.0
 DONE = ("finished", "stopped", "failed", "interrupted")
@@ -79,7 +85,7 @@ class Job:
         return self.status in DONE
 
     def request_stop(self) -> None:
-        self.stop_event.set()
+        self.stop_event.set()  # in process mode this is the worker slot's multiprocessing.Event
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the run is over (for tests and the CLI-like uses)."""
@@ -89,6 +95,74 @@ class Job:
                 return False
             time.sleep(0.02)
         return True
+
+
+class _Slot:
+    """A worker process (see worker.py), its pipe, its stop flag and the thread that listens to it."""
+
+    def __init__(self, manager: JobManager, index: int, failures: int = 0):
+        ctx = mp.get_context("spawn")  # a clean interpreter: safe with the server's threads, and with CUDA
+        self.index, self.failures = index, failures
+        self.conn, child = ctx.Pipe()
+        self.stop = ctx.Event()
+        self.ready = threading.Event()
+        self.job: Job | None = None
+        self.last_save = 0.0
+        self.proc = ctx.Process(
+            target=worker_main,
+            args=(child, self.stop, manager.threads_per_job),
+            name=f"ffnlp-worker-{index}",
+            daemon=True,
+        )
+        with _START_LOCK, _bare_main():
+            self.proc.start()
+        child.close()
+        threading.Thread(
+            target=manager._listen, args=(self,), name=f"ffnlp-listen-{index}", daemon=True
+        ).start()
+
+    def close(self, timeout: float) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.conn.send(("exit",))
+        self.proc.join(timeout)
+        if self.proc.is_alive():
+            self.proc.terminate()
+
+
+_START_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _bare_main():
+    """Start a spawned worker without re-running the parent's __main__ in it.
+
+    Under `streamlit run`, __main__ is app.py: multiprocessing would execute it in the child (pages,
+    Streamlit calls, a second JobManager). The worker needs only ffnlp_core, so hide __main__ meanwhile.
+    """
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main
+
+
+def _slim(ds: Dataset) -> Dataset:
+    """The data set without its texts: what a worker needs to train (smaller to send)."""
+    return replace(ds, labeled=replace(ds.labeled, texts=[]))
+
+
+def _load_weights(job: Job, state: dict) -> None:
+    """Refresh the server's copy of a worker's model (the playground and exports read it)."""
+    tensors = {k: torch.from_numpy(v) for k, v in state.items()}
+    model = job.model
+    if model is None:
+        model = FeedForwardClassifier.from_config(job.cfg.model, job.ds.vocab_size, job.ds.n_classes)
+        model.eval()
+    with torch.no_grad():
+        model.load_state_dict(tensors)
+    job.model = model
 
 
 def _snapshot_texts(job: Job) -> dict:
@@ -176,6 +250,8 @@ class JobManager:
         mode: str | None = None,
     ):
         self.mode = mode or os.environ.get("FFNLP_WORKERS", "thread")
+        if self.mode not in ("thread", "process"):
+            raise ValueError(f"worker mode must be 'thread' or 'process', got {self.mode!r}")
         self.store = store or RunStore()
         self.store.mark_interrupted()
         cores = os.cpu_count() or 1
@@ -192,6 +268,9 @@ class JobManager:
         # One thread per job and no BLAS thread pools: concurrent runs must not oversubscribe the cores.
         torch.set_num_threads(threads_per_job)
         self._blas = threadpool_limits(limits=threads_per_job)
+        self.slots: list[_Slot] = []
+        if self.mode == "process":  # started now, so the first run does not wait for torch to import
+            self.slots = [_Slot(self, i) for i in range(self.max_concurrent)]
         self._watchdog = threading.Thread(target=self._watch, name="ffnlp-watchdog", daemon=True)
         self._watchdog.start()
 
@@ -261,16 +340,34 @@ class JobManager:
 
     # --- workers --------------------------------------------------------------------------------
     def _dispatch(self) -> None:
+        """Start queued runs while there is room (a free thread, or a free and ready worker process)."""
+        sends = []
         with self.lock:
             while self.queue and len(self.running) < self.max_concurrent and not self._closed.is_set():
+                slot = None
+                if self.mode == "process":
+                    slot = next((s for s in self.slots if s.job is None and s.ready.is_set()), None)
+                    if slot is None:
+                        break  # a worker is (re)starting; its "ready" message dispatches again
                 job = self.queue.popleft()
                 job.status, job.started_at = "running", time.time()
                 self.running.add(job.run_id)
                 self.store.set_status(job.run_id, "running", started=job.started_at)
-                job.thread = threading.Thread(
-                    target=self._work, args=(job,), name=f"ffnlp-{job.run_id}", daemon=True
-                )
-                job.thread.start()
+                if slot is None:
+                    job.thread = threading.Thread(
+                        target=self._work, args=(job,), name=f"ffnlp-{job.run_id}", daemon=True
+                    )
+                    job.thread.start()
+                else:
+                    slot.stop.clear()
+                    job.stop_event = slot.stop
+                    slot.job = job
+                    sends.append((slot, job))
+        for slot, job in sends:  # pickling the data set can take a moment: not under the lock
+            try:
+                slot.conn.send(("train", job.run_id, job.cfg.to_dict(), _slim(job.ds)))
+            except (OSError, ValueError) as exc:  # the worker died meanwhile: its listener cleans up
+                job.reason = f"could not hand the run to a worker: {exc}"
 
     def _work(self, job: Job) -> None:
         status, reason = "failed", "the worker ended unexpectedly"
@@ -299,6 +396,72 @@ class JobManager:
                 self.running.discard(job.run_id)
                 self._finish(job, status, reason)
                 self._dispatch()
+
+    # --- worker processes ------------------------------------------------------------------------
+    def _listen(self, slot: _Slot) -> None:
+        """Fold one worker's messages into the job it runs; restart the worker if its process dies."""
+        while True:
+            try:
+                msg = slot.conn.recv()
+            except (EOFError, OSError):
+                break
+            kind, job = msg[0], slot.job
+            if kind == "ready":
+                slot.ready.set()
+                self._dispatch()
+            elif job is None:
+                continue
+            elif kind == "event":
+                with job.lock:
+                    job.history.add(msg[1])
+                    job.version += 1
+                if time.monotonic() - slot.last_save > SAVE_EVERY_SECONDS:
+                    self._save(job)
+                    slot.last_save = time.monotonic()
+            elif kind == "weights":
+                _load_weights(job, msg[1])
+            elif kind == "crash":
+                job.reason = msg[1]
+            elif kind == "done":
+                self._end(slot, job, None)
+        if self._closed.is_set():
+            return
+        slot.proc.join(1.0)
+        code = slot.proc.exitcode
+        if slot.job is not None:
+            hint = " (killed: out of memory?)" if code is not None and code < 0 else ""
+            self._end(slot, slot.job, f"the training process ended unexpectedly with exit code {code}{hint}")
+        # Replace the dead worker (its "ready" dispatches the queue again); a worker that dies before it is
+        # even ready points at a broken environment: back off, and after 3 such deaths train in threads.
+        slot.failures = 0 if slot.ready.is_set() else slot.failures + 1
+        if slot.failures >= 3:
+            with self.lock:
+                self.mode = "thread"
+            self._dispatch()
+            return
+        time.sleep(min(10.0, 0.5 * 2**slot.failures))
+        with self.lock:
+            fresh = _Slot(self, slot.index, failures=slot.failures)
+            self.slots[self.slots.index(slot)] = fresh
+
+    def _end(self, slot: _Slot, job: Job, crash: str | None) -> None:
+        """A worker finished (or lost) its run: record the outcome, free the slot, start the next run."""
+        h = job.history
+        if crash is not None:
+            status, reason = "failed", crash
+        elif h.failure is not None:
+            status, reason = "failed", h.failure.reason
+        elif h.stopped:
+            status, reason = "stopped", job.reason or "stopped by the user"
+        elif h.summary is not None:
+            status, reason = "finished", ""
+        else:
+            status, reason = "failed", job.reason or "the run ended without a result"
+        with self.lock:
+            slot.job = None
+            self.running.discard(job.run_id)
+            self._finish(job, status, reason)
+        self._dispatch()
 
     def _finish(self, job: Job, status: str, reason: str) -> None:
         """Save the run, then mark it done (so `done` means it is on disk too)."""
@@ -353,3 +516,5 @@ class JobManager:
         for job in jobs:
             if job.thread is not None:
                 job.thread.join(timeout)
+        for slot in self.slots:
+            slot.close(timeout)

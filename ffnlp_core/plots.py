@@ -174,6 +174,11 @@ def model_dot(
     return "\n".join(lines)
 
 
+def _eval_mode(x) -> str:
+    """Markers show each evaluation while there are few; past ~60 they would merge into a thick band."""
+    return "lines+markers" if len(x) <= 60 else "lines"
+
+
 def _short(text: str, n: int = 30) -> str:
     text = str(text)
     return text if len(text) <= n else text[: n - 1] + "…"

@@ -7,6 +7,7 @@ Pages stay thin: widgets, layout and calls into ffnlp_core. Nothing here imports
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 import time
@@ -26,7 +27,9 @@ POLL_SECONDS = 1.0
 @st.cache_resource(show_spinner=False)
 def manager() -> JobManager:
     """One JobManager per server process, shared by every session (never tied to a session's lifetime)."""
-    jm = JobManager()
+    # Training runs in worker processes: the pages never wait on a training loop for Python's GIL, and a
+    # crashed run (even one the kernel kills) takes down only itself. FFNLP_WORKERS=thread for AppTest.
+    jm = JobManager(mode=os.environ.get("FFNLP_WORKERS", "process"))
     threading.Thread(target=_warm_up, name="ffnlp-warmup", daemon=True).start()
     return jm
 

@@ -55,10 +55,15 @@ def nav(page, label: str) -> None:
     wait_idle(page)
 
 
+def url(page) -> str:
+    """The address bar as the page sees it (page.url misses history.replaceState made from a frame)."""
+    return page.evaluate("() => window.location.href")
+
+
 def query(page) -> dict[str, str]:
     from urllib.parse import parse_qs, urlparse
 
-    return {k: v[0] for k, v in parse_qs(urlparse(page.url).query).items()}
+    return {k: v[0] for k, v in parse_qs(urlparse(url(page)).query).items()}
 
 
 def wait_for(predicate, timeout: float = 30.0, every: float = 0.25):

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import time
 
-from helpers import click, goto, key, nav, query, selected, wait_for, wait_idle
+from helpers import click, goto, key, nav, query, selected, url, wait_for, wait_idle
 
+# the last step drawn on the loss chart (0 while there is none)
 CHART_POINTS = """() => {
   const plot = document.querySelector('.st-key-train_charts .js-plotly-plot');
-  return plot && plot.data && plot.data.length ? plot.data[0].x.length : 0;
+  const traces = plot && plot._fullData;  // decoded traces (data[i].x may still be a base64 array spec)
+  if (!traces || !traces.length || !traces[0].x || !traces[0].x.length) return 0;
+  const x = traces[0].x;
+  return Number(x[x.length - 1]);
 }"""
 
 
@@ -46,7 +50,8 @@ def test_walk_upload_train_navigate_stop(page, server, tmp_path, shots):
 
     nav(page, "Model")
     nav(page, "Train")
-    set_number(page, "train_epochs", 400)
+    set_number(page, "train_batch_size", 4)  # a long run: ~120k steps, stopped by the test
+    set_number(page, "train_epochs", 1000)
     click(page, "train_start")
     wait_for(lambda: query(page).get("run"), timeout=10)
     run_id = query(page)["run"]
@@ -73,7 +78,8 @@ def test_walk_upload_train_navigate_stop(page, server, tmp_path, shots):
 
 def test_reload_reattaches(page, server):
     goto(page, server, "/train")
-    set_number(page, "train_epochs", 300)
+    set_number(page, "train_batch_size", 4)
+    set_number(page, "train_epochs", 1000)
     click(page, "train_start")
     run_id = wait_for(lambda: query(page).get("run"), timeout=10)
     wait_for(lambda: page.evaluate(CHART_POINTS), timeout=15)
@@ -84,10 +90,12 @@ def test_reload_reattaches(page, server):
     assert run_id in page.locator("[data-testid=stSidebar]").inner_text()
     # the same URL in a new tab shows the same run too
     other = page.context.new_page()
-    other.goto(page.url)
+    other.goto(url(page))
     wait_idle(other)
     assert run_id in other.locator("[data-testid=stSidebar]").inner_text()
-    click(page, "train_stop")
+    click(other, "train_stop")
+    wait_for(lambda: "stopped" in other.locator("[data-testid=stSidebar]").inner_text(), timeout=10)
+    other.close()
 
 
 def test_two_contexts_do_not_mix(browser, server):
@@ -95,7 +103,8 @@ def test_two_contexts_do_not_mix(browser, server):
     run_ids = []
     for pg in pages:
         goto(pg, server, "/train")
-        set_number(pg, "train_epochs", 150)
+        set_number(pg, "train_batch_size", 4)
+        set_number(pg, "train_epochs", 300)
         click(pg, "train_start")
         run_ids.append(wait_for(lambda pg=pg: query(pg).get("run"), timeout=10))
     assert run_ids[0] != run_ids[1]
