@@ -56,14 +56,9 @@ def loss_figure(curves: dict, evals: dict, title: str = "Loss") -> go.Figure:
             )
         )
     if len(evals.get("step", [])):
+        x, y = downsample(evals["step"], evals["dev_loss"], max_points=500)
         fig.add_trace(
-            go.Scatter(
-                x=evals["step"],
-                y=evals["dev_loss"],
-                mode="lines+markers",
-                name="dev loss",
-                line=dict(color=COLORS[1], width=2),
-            )
+            go.Scatter(x=x, y=y, mode=_eval_mode(x), name="dev loss", line=dict(color=COLORS[1], width=2))
         )
     fig.update_layout(title=title, xaxis_title="step", yaxis_title="cross-entropy", **LAYOUT)
     return fig
@@ -81,14 +76,9 @@ def accuracy_figure(curves: dict, evals: dict, title: str = "Accuracy") -> go.Fi
             )
         )
     if len(evals.get("step", [])):
+        x, y = downsample(evals["step"], evals["dev_accuracy"], max_points=500)
         fig.add_trace(
-            go.Scatter(
-                x=evals["step"],
-                y=evals["dev_accuracy"],
-                mode="lines+markers",
-                name="dev accuracy",
-                line=dict(color=COLORS[1], width=2),
-            )
+            go.Scatter(x=x, y=y, mode=_eval_mode(x), name="dev accuracy", line=dict(color=COLORS[1], width=2))
         )
     fig.update_layout(
         title=title, xaxis_title="step", yaxis_title="accuracy", yaxis_range=[0, 1.02], **LAYOUT
