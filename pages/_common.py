@@ -98,11 +98,18 @@ def dataset_key(ws: Workspace) -> tuple:
 
 
 def page_link(path: str, **kwargs) -> None:
-    """st.page_link, but only to pages this app has."""
+    """st.page_link to pages this app has; plain text where the page is not in the navigation (a page run
+    on its own, as in AppTest)."""
     from pathlib import Path
 
-    if (Path(__file__).parent.parent / path).exists():
+    from streamlit.errors import StreamlitPageNotFoundError
+
+    if not (Path(__file__).parent.parent / path).exists():
+        return
+    try:
         st.page_link(path, **kwargs)
+    except StreamlitPageNotFoundError:
+        st.caption(kwargs.get("label", path))
 
 
 def keep_url(ws: Workspace) -> None:
@@ -156,7 +163,7 @@ def need_data(ws: Workspace):
     """Stop the page with a pointer to the Data page when no data is loaded."""
     if ws.dataset is None:
         st.info("No data yet: load the built-in comments or your own CSV first.")
-        st.page_link("pages/data.py", label="Go to Data", icon=":material/table:")
+        page_link("pages/data.py", label="Go to Data", icon=":material/table:")
         st.stop()
     return ws.dataset
 
@@ -193,7 +200,7 @@ def sidebar_status(ws: Workspace) -> None:
         if run_now.status == "failed" and run_now.reason:
             st.error(run_now.reason, icon=":material/error:")
         if not run_now.done:
-            if st.button("Stop", key="sidebar_stop", icon=":material/stop:", use_container_width=True):
+            if st.button("Stop", key="sidebar_stop", icon=":material/stop:", width="stretch"):
                 manager().stop(run_now.run_id)
                 time.sleep(0.1)
                 st.rerun()

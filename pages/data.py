@@ -131,7 +131,7 @@ with st.expander("Bag-of-words settings", expanded=False):
             lambda v: setattr(cfg, "min_df", int(v)),
             label="min_df",
             min_value=1,
-            max_value=1000,
+            max_value=1_000_000,
             step=1,
             help="Keep words that occur in at least this many training comments.",
         )
@@ -217,4 +217,4 @@ with right:
 
 st.subheader("Examples per class")
 rows = [{"class": c, "comment": t} for c, texts in examples_per_class(ds).items() for t in texts]
-st.dataframe(pd.DataFrame(rows), hide_index=True, use_container_width=True)  # plain text, never HTML
+st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")  # plain text, never HTML

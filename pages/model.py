@@ -113,7 +113,7 @@ with left:
             "share": [f"{p / total:.1%}" for p in params],
         }
     )
-    st.dataframe(summary, hide_index=True, use_container_width=True)
+    st.dataframe(summary, hide_index=True, width="stretch")
     st.markdown(
         f"**{total:,}** trainable parameters · **{total * 4 / 1e6:.2f} MB** in float32 · "
         f"**{params[0] / total:.0%}** of them in {names[0]} (one row of {widths_out[0]} weights per word of the vocabulary)."

@@ -285,7 +285,7 @@ if rows:
     picked = st.dataframe(
         pd.DataFrame(rows),
         hide_index=True,
-        use_container_width=True,
+        width="stretch",
         key="train_history",
         on_select="rerun",
         selection_mode="single-row",

@@ -1,0 +1,130 @@
+"""Page tests with Streamlit's AppTest for Home, Data, Model and Train: each page runs on its own (the
+navigation frame is covered by the browser tests), with training in threads and runs in a temp folder."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+TIMEOUT = 60
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def app_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("FFNLP_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("FFNLP_WORKERS", "thread")
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield
+    from pages import _common as ui
+
+    ui.manager().shutdown()
+    st.cache_resource.clear()
+
+
+def page(name: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def test_home_shows_the_steps_and_the_current_data():
+    at = page("home")
+    assert "feedforward network" in at.title[0].value
+    texts = " ".join(t.value for t in at.text) + " ".join(c.value for c in at.caption)
+    assert "built-in: interaction" in texts
+    assert "4,000 comments" in texts and "2 classes" in texts
+
+
+def test_data_defaults_to_the_builtin_comments_and_switches_sets():
+    at = page("data")
+    assert metric(at, "Comments kept") == "4,000"
+    assert at.selectbox(key="data_text_column").value == "text"
+    assert at.selectbox(key="data_label_column").value == "label"
+    at.selectbox(key="data_sample").set_value("topics").run()
+    assert not at.exception
+    assert metric(at, "Comments kept") == "3,000"
+    classes = {row["class"] for row in at.dataframe[0].value.to_dict("records")}
+    assert classes == {"food", "music", "sports", "tech"}
+
+
+def test_data_upload_picks_columns_and_a_bad_file_keeps_the_previous_data():
+    at = page("data")
+    at.segmented_control(key="data_mode").set_value("upload").run()
+    rows = ["id;review;stars"] + [
+        f"{i};{'great fun' if i % 2 else 'awful and slow'} {i};{i % 2}" for i in range(60)
+    ]
+    at.file_uploader(key="data_upload").set_value(("reviews.csv", "\n".join(rows).encode(), "text/csv")).run()
+    assert not at.exception
+    assert at.selectbox(key="data_text_column").value == "review"
+    assert at.selectbox(key="data_label_column").value == "stars"
+    assert metric(at, "Comments kept") == "60"
+    # an Excel workbook renamed .csv: the core's message is shown and the previous data stays
+    at.file_uploader(key="data_upload").set_value(("book.csv", b"PK\x03\x04" + b"\0" * 100, "text/csv")).run()
+    assert any("Excel" in e.value for e in at.error)
+    assert metric(at, "Comments kept") == "60"
+
+
+def test_data_min_df_too_high_is_refused_with_a_message():
+    at = page("data")
+    at.number_input(key="data_min_df").set_value(5000).run()  # more than the 3,200 training comments
+    assert any("min_df" in e.value for e in at.error)
+    assert metric(at, "Comments kept") == "4,000"  # the previous data set is still there
+
+
+def test_model_summary_and_apply():
+    at = page("model")
+    table = at.dataframe[0].value
+    assert list(table["name"]) == ["layer_0", "layer_1", "layer_2", "output_layer"]
+    assert list(table["params"]) == [f"{79 * 100:,}", f"{101 * 100:,}", f"{101 * 100:,}", f"{101 * 2:,}"]
+    at.number_input(key="model_layers").set_value(2)
+    at.number_input(key="model_width").set_value(16)
+    at.selectbox(key="model_activation").set_value("relu")
+    at.button[0].click().run()  # the form's Apply
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table["name"]) == ["layer_0", "layer_1", "output_layer"]
+    assert list(table["params"]) == [f"{(78 + 1) * 16:,}", f"{17 * 16:,}", f"{17 * 2:,}"]
+
+
+def test_train_start_poll_and_stop():
+    at = page("train")
+    at.number_input(key="train_epochs").set_value(400).run()
+    at.button(key="train_start").click().run()
+    assert not at.exception
+    from pages import _common as ui
+
+    jobs = ui.manager().jobs_of(at.session_state["sid"])
+    assert len(jobs) == 1
+    job = jobs[0]
+    deadline = time.monotonic() + 20
+    while job.read(lambda h: h.steps_done) < 50 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    at.run()  # a poll: run_every never fires in AppTest
+    assert at.progress and at.progress[0].text.startswith("running · step")
+    assert job.status == "running"
+    at.button(key="train_stop").click().run()
+    assert job.wait(5)
+    assert job.status == "stopped"
+    done = job.read(lambda h: h.steps_done)
+    assert 0 < done < 400 * 100
+    at.run()
+    history = at.dataframe[-1].value
+    assert history["run"].tolist() == [job.run_id] and history["status"].tolist() == ["stopped"]
+
+
+def test_train_refuses_a_batch_larger_than_the_data():
+    at = page("train")
+    at.number_input(key="train_batch_size").set_value(50_000).run()
+    at.button(key="train_start").click().run()
+    assert any("batch size 50,000 is larger" in e.value for e in at.error)
