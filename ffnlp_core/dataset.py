@@ -153,3 +153,38 @@ def examples_per_class(ds: Dataset, k: int = 5, seed: int = 0) -> dict[str, list
         pick = rng.choice(rows, size=min(k, len(rows)), replace=False) if len(rows) else []
         out[name] = [ds.labeled.texts[int(i)] for i in pick]
     return out
+
+
+def dataset_from_split(
+    train_texts: list[str],
+    train_labels: np.ndarray,
+    dev_texts: list[str],
+    dev_labels: np.ndarray,
+    class_names: list[str],
+    cfg: DataConfig,
+) -> Dataset:
+    """A Dataset from a split made elsewhere (benchmarks compare against other code on the same split)."""
+    texts = list(train_texts) + list(dev_texts)
+    labels = np.concatenate([train_labels, dev_labels]).astype(np.int64)
+    n_train = len(train_texts)
+    labeled = LabeledTexts(
+        texts=texts,
+        labels=labels,
+        class_names=list(class_names),
+        row_numbers=np.arange(len(texts), dtype=np.int64),
+        text_column="text",
+        label_column="label",
+        dropped={},
+        notes=[],
+    )
+    vec = BagOfWords(cfg.vectorizer, cfg.ngram_max, cfg.min_df, cfg.max_features).fit(train_texts)
+    return Dataset(
+        labeled=labeled,
+        vectorizer=vec,
+        train_idx=np.arange(n_train, dtype=np.int64),
+        dev_idx=np.arange(n_train, len(texts), dtype=np.int64),
+        x_train=vec.transform(train_texts),
+        y_train=np.asarray(train_labels, np.int64),
+        x_dev=vec.transform(dev_texts),
+        y_dev=np.asarray(dev_labels, np.int64),
+    )
