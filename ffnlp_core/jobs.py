@@ -366,8 +366,13 @@ class JobManager:
         for slot, job in sends:  # pickling the data set can take a moment: not under the lock
             try:
                 slot.conn.send(("train", job.run_id, job.cfg.to_dict(), _slim(job.ds)))
-            except (OSError, ValueError) as exc:  # the worker died meanwhile: its listener cleans up
-                job.reason = f"could not hand the run to a worker: {exc}"
+            except (OSError, ValueError):  # the worker died meanwhile: the run goes back to the queue front
+                with self.lock:
+                    if slot.job is job:
+                        slot.job = None
+                        self.running.discard(job.run_id)
+                        job.status = "queued"
+                        self.queue.appendleft(job)
 
     def _work(self, job: Job) -> None:
         status, reason = "failed", "the worker ended unexpectedly"
@@ -424,6 +429,8 @@ class JobManager:
                 job.reason = msg[1]
             elif kind == "done":
                 self._end(slot, job, None)
+        was_ready = slot.ready.is_set()
+        slot.ready.clear()  # never dispatch to a dead worker
         if self._closed.is_set():
             return
         slot.proc.join(1.0)
@@ -433,7 +440,7 @@ class JobManager:
             self._end(slot, slot.job, f"the training process ended unexpectedly with exit code {code}{hint}")
         # Replace the dead worker (its "ready" dispatches the queue again); a worker that dies before it is
         # even ready points at a broken environment: back off, and after 3 such deaths train in threads.
-        slot.failures = 0 if slot.ready.is_set() else slot.failures + 1
+        slot.failures = 0 if was_ready else slot.failures + 1
         if slot.failures >= 3:
             with self.lock:
                 self.mode = "thread"
