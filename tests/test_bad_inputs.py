@@ -52,7 +52,7 @@ def test_accents_quotes_and_long_comments_come_through_exactly():
 def test_a_50_mb_file_loads_and_vectorizes():
     words = "the quick brown fox jumps over a lazy dog while students watch the loss fall".split()
     lines = [
-        f'"{" ".join(words[(i + k) % len(words)] for k in range(14))} #{i}",{i % 2}' for i in range(560_000)
+        f'"{" ".join(words[(i + k) % len(words)] for k in range(14))} #{i}",{i % 2}' for i in range(620_000)
     ]
     data = ("text,label\n" + "\n".join(lines)).encode()
     assert len(data) > 50e6
