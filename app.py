@@ -7,16 +7,10 @@ Run with `streamlit run app.py`. This file is the frame around every page: page 
 from pathlib import Path
 
 import streamlit as st
-from streamlit.runtime.pages_manager import PagesManager
 
 from pages import _common as ui
 
-if PagesManager.uses_pages_directory:
-    # The very first run after the server starts is wrapped in Streamlit's legacy pages/ mode (the folder
-    # exists); that session would then get the legacy page list. st.navigation below turns the legacy mode
-    # off for good; rerunning once at once gives the first visitor the real navigation too.
-    PagesManager.uses_pages_directory = False
-    st.rerun()
+ui.leave_legacy_pages_mode()  # before anything is drawn (see its docstring)
 
 st.set_page_config(page_title="ffnlp", page_icon=":material/hub:", layout="wide")
 

@@ -6,6 +6,8 @@ the smoothed line is computed on every step first, then downsampled.
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import plotly.graph_objects as go
 from scipy.signal import lfilter
@@ -170,5 +172,6 @@ def _eval_mode(x) -> str:
 
 
 def _short(text: str, n: int = 30) -> str:
+    """A label for Plotly, cut to n characters and HTML-escaped: Plotly would render tags such as <b>."""
     text = str(text)
-    return text if len(text) <= n else text[: n - 1] + "…"
+    return html.escape(text if len(text) <= n else text[: n - 1] + "…")

@@ -47,6 +47,18 @@ def _warm_up() -> None:
         pass
 
 
+def leave_legacy_pages_mode() -> None:
+    """The first run after the server starts is wrapped in Streamlit's legacy pages/ mode (the folder exists):
+    it would run a page file without app.py's frame and list every file in pages/. st.navigation turns that
+    mode off for good, but only once app.py runs; when a page is the first thing run, switch it off here and
+    rerun, so even the very first visitor gets the frame and the real navigation."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 @st.cache_resource(show_spinner=False)
 def workspaces() -> Workspaces:
     return Workspaces()
@@ -54,6 +66,7 @@ def workspaces() -> Workspaces:
 
 def workspace() -> Workspace:
     """The user's workspace; its id rides in the URL (?sid=...) so reloads and new tabs find it."""
+    leave_legacy_pages_mode()
     sid = st.session_state.get("sid") or st.query_params.get("sid")
     ws = workspaces().get(sid)
     st.session_state["sid"] = ws.sid
