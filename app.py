@@ -8,6 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from ffnlp_core import urlstate
 from pages import _common as ui
 
 ui.leave_legacy_pages_mode()  # before anything is drawn (see its docstring)
@@ -15,6 +16,8 @@ ui.leave_legacy_pages_mode()  # before anything is drawn (see its docstring)
 st.set_page_config(page_title="ffnlp", page_icon=":material/hub:", layout="wide")
 
 ws = ui.workspace()
+if ws.classroom:  # ?classroom=1: larger type, containers keyed "advanced_..." hidden
+    st.html(f"<style>{urlstate.CLASSROOM_CSS}</style>")
 ui.manager()  # start the job manager (and the background warm-up) with the first page view
 
 PAGES = {

@@ -166,6 +166,7 @@ class FastCpuStepper:
         # backward: dz = dL/dz at each layer's pre-activation, from the output down
         dz = (exp / total - onehot) / np.float32(b)
         signals = [] if probe else None
+        slopes = [None] * n_hidden  # act'(z) of each hidden layer, kept for the probe's activation statistics
         for i in range(len(self.dense) - 1, -1, -1):
             w, _, dw, db = self.dense[i]
             if probe:
@@ -176,6 +177,7 @@ class FastCpuStepper:
             if masks:
                 dh *= masks[i]
             s = slope(self.act, zs[i], hs[i])
+            slopes[i] = s
             dz = dh if s is None else dh * s
         if probe:
             signals.append(_signal(dz))
@@ -183,53 +185,63 @@ class FastCpuStepper:
         n = kernels.sparse_backward(
             self.indptr, self.indices, self.data, start, stop, dz, self.slot, self.rows, self.row_grad
         )
-        record = self._probe_before(n) if probe else None
         if probe and self.w0_sq_at != self.t:
             self.resync()  # ||W0||^2 is tracked incrementally only across consecutive probed steps
         # update
         self.t += 1
         bc1, bc2 = 1 - self.b1**self.t, 1 - self.b2**self.t
         args = (self.kind, self.lr, self.b1, self.b2, self.eps, self.wd, self.momentum, bc1, bc2)
-        before = self.flat_np.copy() if probe else None
+        g0 = self.row_grad[:n]
+        row_grad_sq = float(np.vdot(g0, g0)) if probe else 0.0
         row_du2, row_dw2 = kernels.update_rows(
             self.w0, self.w0_s1, self.w0_s2, self.rows, self.row_grad, n, *args
         )
-        kernels.update_flat(self.flat_np, self.flat_s1, self.flat_s2, self.flat_grad, *args)
-        if probe:
-            self.w0_sq += row_dw2
-            self.w0_sq_at = self.t
-            return loss, correct, self._probe_after(record, signals[::-1], zs, hs, before, row_du2, n_hidden)
-        return loss, correct, None
+        if not probe:
+            kernels.update_flat(self.flat_np, self.flat_s1, self.flat_s2, self.flat_grad, *args)
+            return loss, correct, None
+        grad_sq, update_sq, weight_sq = kernels.update_flat_probed(
+            self.flat_np, self.flat_s1, self.flat_s2, self.flat_grad, self.w_starts, self.w_sizes, *args
+        )
+        self.w0_sq += row_dw2
+        self.w0_sq_at = self.t
+        dead, saturated = slope_stats(self.act, slopes)
+        return (
+            loss,
+            correct,
+            Probe(
+                grad_sq=np.concatenate(([row_grad_sq], grad_sq)),
+                numel=self.layer_numel,
+                signal=np.array(signals[::-1]),
+                update_sq=np.concatenate(([row_du2], update_sq)),
+                weight_sq=np.concatenate(([self.w0_sq], weight_sq)),
+                dead=dead,
+                saturated=saturated,
+            ),
+        )
 
     def resync(self) -> None:
         """Recompute ||W0||^2 exactly (it is then tracked incrementally while every step is probed)."""
         self.w0_sq = float(np.vdot(self.w0, self.w0))
         self.w0_sq_at = self.t
 
-    def _probe_before(self, n: int) -> np.ndarray:
-        """Squared norms of the weight gradients, input to output (before the update)."""
-        g = self.row_grad[:n]
-        dense = kernels.segment_sq(self.flat_grad, None, self.w_starts, self.w_sizes)
-        return np.concatenate(([float(np.vdot(g, g))], dense))
-
-    def _probe_after(self, grad_sq, signals, zs, hs, before, row_du2, n_hidden) -> Probe:
-        update_sq = kernels.segment_sq(self.flat_np, before, self.w_starts, self.w_sizes)
-        weight_sq = kernels.segment_sq(self.flat_np, None, self.w_starts, self.w_sizes)
-        dead, saturated = activation_stats(self.act, zs[:n_hidden], hs[:n_hidden])
-        return Probe(
-            grad_sq=grad_sq,
-            numel=self.layer_numel,
-            signal=np.array(signals),
-            update_sq=np.concatenate(([row_du2], update_sq)),
-            weight_sq=np.concatenate(([self.w0_sq], weight_sq)),
-            dead=dead,
-            saturated=saturated,
-        )
-
 
 def _signal(dz: np.ndarray) -> float:
     """Mean over examples of the norm of each example's own loss gradient (dz is of the batch mean)."""
     return kernels.mean_row_norm(dz) * dz.shape[0]
+
+
+def slope_stats(act: str, slopes: list[np.ndarray | None]) -> tuple[np.ndarray, np.ndarray]:
+    """activation_stats from the slopes act'(z) that backprop computed anyway (cheap on every step):
+    a ReLU unit is dead where its slope is 0 for the whole batch."""
+    k = len(slopes)
+    dead = np.full(k, np.nan)
+    saturated = np.full(k, np.nan)
+    for i, s in enumerate(slopes):
+        if act == "relu":
+            dead[i] = float(np.count_nonzero(s.max(axis=0) == 0)) / s.shape[1]
+        elif act in MAX_SLOPE:
+            saturated[i] = float(np.count_nonzero(s < SATURATION * MAX_SLOPE[act])) / s.size
+    return dead, saturated
 
 
 def activation_stats(act: str, zs: list[np.ndarray], hs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -114,7 +114,7 @@ class _Slot:
             name=f"ffnlp-worker-{index}",
             daemon=True,
         )
-        with _START_LOCK, _bare_main():
+        with START_LOCK, bare_main():
             self.proc.start()
         child.close()
         threading.Thread(
@@ -129,11 +129,11 @@ class _Slot:
             self.proc.terminate()
 
 
-_START_LOCK = threading.Lock()
+START_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
-def _bare_main():
+def bare_main():
     """Start a spawned worker without re-running the parent's __main__ in it.
 
     Under `streamlit run`, __main__ is app.py: multiprocessing would execute it in the child (pages,

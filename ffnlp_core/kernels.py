@@ -124,6 +124,51 @@ def update_flat(params, s1, s2, grad, kind, lr, b1, b2, eps, wd, momentum, bc1, 
 
 
 @_jit
+def update_flat_probed(params, s1, s2, grad, starts, sizes, kind, lr, b1, b2, eps, wd, momentum, bc1, bc2):
+    """update_flat, measuring each weight segment [start, start + size) on the way (a probed step):
+    returns (sum of squared gradients, sum of squared updates, sum of squared weights after), one per segment.
+    The spans between segments (the biases) are updated without being measured."""
+    k = starts.shape[0]
+    grad_sq, update_sq, weight_sq = np.zeros(k), np.zeros(k), np.zeros(k)
+    pos = 0
+    for i in range(k):
+        a, b = starts[i], starts[i] + sizes[i]
+        if a > pos:
+            _update_span(
+                params[pos:a],
+                s1[pos:a],
+                s2[pos:a],
+                grad[pos:a],
+                kind,
+                lr,
+                b1,
+                b2,
+                eps,
+                wd,
+                momentum,
+                bc1,
+                bc2,
+            )
+        g2 = np.float32(0.0)
+        for j in range(a, b):
+            g2 += grad[j] * grad[j]
+        du2, _ = _update_span(
+            params[a:b], s1[a:b], s2[a:b], grad[a:b], kind, lr, b1, b2, eps, wd, momentum, bc1, bc2
+        )
+        w2 = np.float32(0.0)
+        for j in range(a, b):
+            w2 += params[j] * params[j]
+        grad_sq[i], update_sq[i], weight_sq[i] = g2, du2, w2
+        pos = b
+    n = params.shape[0]
+    if pos < n:
+        _update_span(
+            params[pos:n], s1[pos:n], s2[pos:n], grad[pos:n], kind, lr, b1, b2, eps, wd, momentum, bc1, bc2
+        )
+    return grad_sq, update_sq, weight_sq
+
+
+@_jit
 def segment_sq(a, b, starts, sizes):
     """Sum of squares of (a - b) over each segment [start, start + size) of flat arrays; b may be None."""
     out = np.zeros(starts.shape[0])
@@ -219,6 +264,24 @@ def warm_up() -> None:
             0.1,
         )
     flat, seg = np.zeros(2, f), np.zeros(1, np.int64)
+    for kind in (ADAM, ADAMW, SGD):
+        update_flat_probed(
+            np.zeros(4, f),
+            np.zeros(4, f),
+            np.zeros(4, f),
+            np.zeros(4, f),
+            np.array([1], np.int64),
+            np.array([2], np.int64),
+            kind,
+            1e-3,
+            0.9,
+            0.999,
+            1e-8,
+            0.0,
+            0.9,
+            0.1,
+            0.1,
+        )
     segment_sq(flat, None, seg, seg)
     segment_sq(flat, flat, seg, seg)
     mean_row_norm(out)

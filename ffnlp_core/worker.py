@@ -48,7 +48,9 @@ def worker_main(conn, stop, threads: int) -> None:
                 conn.send(("event", event))
                 final = isinstance(event, (Finished, Failed))
                 if final or (isinstance(event, Eval) and time.monotonic() - last > WEIGHTS_EVERY_SECONDS):
-                    conn.send(("weights", {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}))
+                    conn.send(
+                        ("weights", {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()})
+                    )
                     last = time.monotonic()
         except Exception as exc:  # the engine turns errors into Failed events; this is a last resort
             conn.send(("crash", f"{type(exc).__name__}: {exc}", traceback.format_exc(limit=3)))

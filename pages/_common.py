@@ -15,7 +15,7 @@ import time
 import streamlit as st
 import streamlit.components.v1 as components
 
-from ffnlp_core import samples
+from ffnlp_core import samples, urlstate
 from ffnlp_core.data import read_table, to_labeled
 from ffnlp_core.dataset import build_dataset
 from ffnlp_core.jobs import Job, JobManager, StoredRun
@@ -67,15 +67,38 @@ def workspaces() -> Workspaces:
 def workspace() -> Workspace:
     """The user's workspace; its id rides in the URL (?sid=...) so reloads and new tabs find it."""
     leave_legacy_pages_mode()
+    fresh = "sid" not in st.session_state  # a new browser session: a reload, a new tab, an opened link
     sid = st.session_state.get("sid") or st.query_params.get("sid")
     ws = workspaces().get(sid)
     st.session_state["sid"] = ws.sid
+    restore_from_url(ws)
     run = st.query_params.get("run")
-    if run and run != ws.run_id and current_run(ws, run) is not None:
+    if fresh and run and run != ws.run_id and current_run(ws, run) is not None:
         ws.remember_run(run)  # a reloaded tab or a shared link: reattach to that run
     if ws.table is None:
         load_default_data(ws)
     return ws
+
+
+def restore_from_url(ws: Workspace) -> None:
+    """?classroom=1 / 0 turns the classroom view on / off; ?cfg=... (a shared setup) is restored once."""
+    flag = urlstate.classroom_flag(st.query_params)
+    if flag is not None:
+        ws.classroom = flag
+    if urlstate.PARAM not in st.query_params:
+        return
+    try:
+        changed = urlstate.apply_to_workspace(ws, st.query_params)
+    except urlstate.UrlStateError as exc:
+        st.error(
+            "This link's setup could not be used; your current settings stay.", icon=":material/link_off:"
+        )
+        st.code(str(exc), language=None, wrap_lines=True)  # plain text: a link is not ours to trust
+        return
+    if changed:
+        ws.dataset_key = dataset_key(ws)
+        for k in [k for k in st.session_state if k.startswith(("data_", "model_", "train_"))]:
+            del st.session_state[k]  # the widgets show the restored settings
 
 
 @st.cache_data(show_spinner=False, max_entries=4)

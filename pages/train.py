@@ -106,7 +106,7 @@ with c[3]:
         options=list(devices),
         format_func=devices.get,
     )
-with st.expander("Advanced", expanded=False):
+with st.container(key="advanced_train"), st.expander("Advanced", expanded=False):
     a = st.columns(4)
     with a[0]:
         ui.synced(

@@ -1,6 +1,7 @@
 """Shared fixtures: the built-in interaction data set and one short trained run, each built once per session."""
 
 import dataclasses
+import os
 import threading
 from types import SimpleNamespace
 
@@ -10,6 +11,10 @@ import torch
 from ffnlp_core.config import RunConfig
 from ffnlp_core.dataset import Dataset, build_dataset, load_source
 from ffnlp_core.engine import build_model, train
+
+# Page tests never need UMAP: no UMAP process compiling numba in the background while tests run.
+# (The browser-test server turns it back on: tests/browser/conftest.py.)
+os.environ["FFNLP_UMAP"] = "0"
 
 # The networks under test are tiny: with several threads each torch op is mostly thread hand-off, and on a
 # busy 2-core machine (other processes running) that made evaluations 20-50x slower. One thread is steady.

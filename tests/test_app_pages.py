@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def app_env(tmp_path, monkeypatch):
     monkeypatch.setenv("FFNLP_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("FFNLP_WORKERS", "thread")
+    monkeypatch.setenv("FFNLP_UMAP", "0")  # no UMAP process / numba compile during page tests
     st.cache_resource.clear()
     st.cache_data.clear()
     yield

@@ -39,7 +39,13 @@ class Server:
     def __init__(self, runs_dir: Path, env: dict | None = None):
         self.port = free_port()
         self.runs_dir = runs_dir
-        full_env = {**os.environ, "FFNLP_RUNS_DIR": str(runs_dir), "PYTHONUNBUFFERED": "1", **(env or {})}
+        full_env = {
+            **os.environ,
+            "FFNLP_RUNS_DIR": str(runs_dir),
+            "PYTHONUNBUFFERED": "1",
+            "FFNLP_UMAP": "1",
+            **(env or {}),
+        }
         self.log = open(runs_dir.parent / f"streamlit-{self.port}.log", "w")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [

@@ -17,14 +17,28 @@ HOSTILE = [
     "$\\frac{a}{b}$ and $x^2$ what a loser",
     "**bold** _italic_ # heading <b>tag</b>",
 ]
-PAGES = ["Home", "Data", "Model", "Train", "Gradients", "Representations", "Try it", "Lessons", "Noise lab",
-         "Compare runs"]
+PAGES = [
+    "Home",
+    "Data",
+    "Model",
+    "Train",
+    "Gradients",
+    "Representations",
+    "Try it",
+    "Lessons",
+    "Noise lab",
+    "Compare runs",
+]
 
 
 def hostile_csv(tmp_path):
     lines = ["comment,label"]
     for i in range(120):
-        text = HOSTILE[i % len(HOSTILE)] if i < 24 else f"an ordinary comment number {i} {'jerk' if i % 2 else 'nice'}"
+        text = (
+            HOSTILE[i % len(HOSTILE)]
+            if i < 24
+            else f"an ordinary comment number {i} {'jerk' if i % 2 else 'nice'}"
+        )
         lines.append('"' + text.replace('"', '""') + f'",{"toxic" if i % 2 else "ok"}')
     path = tmp_path / "hostile.csv"
     path.write_text("\n".join(lines), encoding="utf-8")
@@ -73,7 +87,9 @@ def small_limit_server(tmp_path, chromium_path):
 
 def test_a_file_over_the_upload_limit_is_refused_clearly(page, small_limit_server, tmp_path, shots):
     big = tmp_path / "big.csv"
-    big.write_text("text,label\n" + "\n".join(f"comment number {i} padded {'x' * 40},{i % 2}" for i in range(25_000)))
+    big.write_text(
+        "text,label\n" + "\n".join(f"comment number {i} padded {'x' * 40},{i % 2}" for i in range(25_000))
+    )
     assert big.stat().st_size > 1_100_000
     goto(page, small_limit_server, "/data")
     key(page, "data_mode").get_by_text("Upload a CSV").click()

@@ -1,0 +1,171 @@
+"""Noise lab (/lab): flip a share of the training labels (seeded) or starve a class, train, and watch the
+network memorize the mistakes: train accuracy climbs while dev accuracy falls. Per-class precision,
+recall and F1 on dev, and the highest-loss training comments, live, with which of them were flipped."""
+
+import copy
+
+import numpy as np
+import streamlit as st
+
+from ffnlp_core import compare, plots
+from ffnlp_core.config import ConfigError, ModelConfig
+from ffnlp_core.data import DataError
+from ffnlp_core.dataset import build_dataset
+from ffnlp_core.engine import check_fits
+from pages import _common as ui
+
+ws = ui.workspace()
+ds = ui.need_data(ws)
+st.title("Noise lab")
+st.caption(
+    "Real labels are noisy. Flip some training labels on purpose and train for many epochs: the network "
+    "first learns the rule, then memorizes the wrong labels, and gets worse on the untouched dev split."
+)
+
+c = st.columns(4)
+c[0].slider("Training labels flipped", 0.0, 0.5, 0.3, 0.05, key="lab_noise", format="%.2f")
+c[1].number_input("Epochs", 1, 500, 20, key="lab_epochs", help="Memorizing takes many passes over the data.")
+c[2].toggle(
+    "Big ReLU network",
+    True,
+    key="lab_big",
+    help="Two ReLU layers of 256 units: big enough to memorize the flipped labels. Off: the network from the Model page.",
+)
+c[3].number_input("Hardest comments to list", 5, 200, 20, key="lab_hard")
+with st.container(key="advanced_lab"), st.expander("Imbalance and seed", expanded=False):
+    a = st.columns(3)
+    a[0].number_input("Noise seed", 0, 2**31 - 1, 0, key="lab_seed")
+    a[1].selectbox("Keep only part of a class", ["(none)", *ds.class_names], key="lab_class")
+    a[2].slider("Share of that class kept", 0.05, 1.0, 0.25, 0.05, key="lab_keep")
+
+
+def start() -> None:
+    """Build the noisy data set and submit the run (a callback: the page then shows it at once)."""
+    s = st.session_state
+    cfg = copy.deepcopy(ws.config)
+    cfg.data.label_noise, cfg.data.noise_seed = float(s["lab_noise"]), int(s.get("lab_seed", 0))
+    starved = s.get("lab_class", "(none)")
+    cfg.data.subsample_class = None if starved == "(none)" else starved
+    cfg.data.subsample_keep = float(s.get("lab_keep", 1.0)) if cfg.data.subsample_class else 1.0
+    cfg.train.epochs, cfg.train.hard_examples = int(s["lab_epochs"]), int(s["lab_hard"])
+    if s["lab_big"]:
+        cfg.model = ModelConfig(hidden_sizes=[256, 256], activation="relu", dropout=0.0)
+    try:
+        cfg.validate()
+        lab_ds = build_dataset(ws.dataset.labeled, cfg.data)
+        check_fits(cfg, lab_ds)
+    except (ConfigError, DataError) as exc:
+        s["lab_error"] = f"Cannot start: {exc}"
+        return
+    label = f"noise lab: {cfg.data.label_noise:.0%} flipped" + (
+        f", {starved} kept {cfg.data.subsample_keep:.0%}" if cfg.data.subsample_class else ""
+    )
+    job = ui.manager().submit(cfg, lab_ds, owner=ws.sid, label=label)
+    ws.remember_run(job.run_id)
+    st.query_params["run"] = job.run_id  # the run every page (and the sidebar) shows from now on
+    ws.extras["lab_run"] = job.run_id
+
+
+lab_id = ws.extras.get("lab_run")
+run = ui.manager().open_run(lab_id) if lab_id else None
+running = run is not None and not run.done
+b1, b2, _ = st.columns([1, 1, 4])
+b1.button(
+    "Train", key="lab_start", type="primary", icon=":material/science:", disabled=running, on_click=start
+)
+b2.button(
+    "Stop",
+    key="lab_stop",
+    icon=":material/stop:",
+    disabled=not running,
+    on_click=lambda: ui.manager().stop(lab_id),
+)
+if st.session_state.get("lab_error"):
+    st.error(st.session_state.pop("lab_error"), icon=":material/error:")
+
+
+@st.fragment(run_every=ui.POLL_SECONDS if running else None)
+def live() -> None:
+    r = ui.manager().open_run(lab_id) if lab_id else None
+    if r is None:
+        st.info("Choose how many labels to flip and press Train.", icon=":material/science:")
+        return
+    r.touch()
+    snap = r.read(
+        lambda h: {
+            "curves": h.curves(),
+            "evals": h.eval_table(),
+            "confusion": None if h.confusion is None else h.confusion.copy(),
+            "hard": h.hard,
+            "done": h.steps_done,
+            "total": max(1, h.total_steps),
+        }
+    )
+    st.progress(min(1.0, snap["done"] / snap["total"]), text=f"{ui.status_line(r)}")
+    lab_ds = r.ds
+    if lab_ds is not None and lab_ds.train_flipped is not None:
+        flipped = lab_ds.train_flipped
+        st.caption(
+            f"{int(flipped.sum()):,} of {len(flipped):,} training labels flipped ({flipped.mean():.1%}); "
+            f"the {len(lab_ds.y_dev):,} dev labels are untouched."
+        )
+    ev = snap["evals"]
+    if len(ev["step"]):
+        best = int(np.argmax(ev["dev_accuracy"]))
+        m = st.columns(3)
+        m[0].metric("Train accuracy (on the labels given)", f"{ev['train_accuracy'][-1]:.3f}")
+        m[1].metric(
+            "Dev accuracy",
+            f"{ev['dev_accuracy'][-1]:.3f}",
+            f"{ev['dev_accuracy'][-1] - ev['dev_accuracy'][best]:+.3f} since its best",
+        )
+        m[2].metric(
+            "Best dev accuracy",
+            f"{ev['dev_accuracy'][best]:.3f}",
+            f"at step {int(ev['step'][best]):,}",
+            delta_color="off",
+            delta_arrow="off",
+        )
+    with st.container(key="lab_charts"):
+        left, right = st.columns(2)
+        left.plotly_chart(plots.accuracy_figure(snap["curves"], ev), key="lab_accuracy")
+        right.plotly_chart(plots.loss_figure(snap["curves"], ev), key="lab_loss")
+    if snap["confusion"] is not None:
+        st.subheader("Per class on dev")
+        st.dataframe(
+            compare.per_class_metrics(snap["confusion"], r.class_names),
+            hide_index=True,
+            column_config={
+                k: st.column_config.NumberColumn(format="%.3f") for k in ("precision", "recall", "F1")
+            },
+            key="lab_per_class",
+        )
+    st.subheader("The hardest training comments")
+    if snap["hard"] is None or lab_ds is None:
+        st.caption("Listed at each evaluation while the run is in memory.")
+    else:
+        table = compare.hard_table(lab_ds, snap["hard"])
+        share = lab_ds.train_flipped.mean() if lab_ds.train_flipped is not None else 0.0
+        top = table["flipped"].mean()
+        why = (
+            "mislabeled rows gather here."
+            if top > 1.5 * share
+            else "the network has memorized many flipped labels, so fewer of them stand out now."
+        )
+        st.caption(
+            f"Highest loss at step {snap['hard'].step:,}: {int(table['flipped'].sum())} of {len(table)} "
+            f"were flipped, against {share:.0%} of all training labels: {why}"
+        )
+        st.dataframe(
+            table,
+            hide_index=True,
+            width="stretch",
+            height=min(740, 35 * (len(table) + 1) + 3),
+            column_config={"loss": st.column_config.NumberColumn(format="%.2f")},
+            key="lab_hard_table",
+        )
+    if running and r.done:
+        st.rerun()
+
+
+live()
