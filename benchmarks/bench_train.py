@@ -31,12 +31,12 @@ from ffnlp_core.engine import train  # noqa: E402
 from ffnlp_core.events import Failed, Finished  # noqa: E402
 
 
-def run_ours(ds, batch_size: int, probe_every: int = 0, seed: int = 0) -> dict:
+def run_ours(ds, batch_size: int, probe_every: int = 0, seed: int = 0, device: str = "cpu") -> dict:
     """One epoch with the engine's defaults (CPU fast path, gradient probes, ~10 evaluations)."""
     cfg = RunConfig()
     cfg.data.min_df = 2
     cfg.train.batch_size, cfg.train.seed, cfg.train.probe_every = batch_size, seed, probe_every
-    cfg.train.device = "cpu"
+    cfg.train.device = device
     t0 = time.perf_counter()
     result = None
     for event in train(cfg, ds):
@@ -60,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--csv", default=str(DEFAULT_CSV))
     parser.add_argument("--batch-sizes", default="32,128,512")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--device", default="cpu", help="cpu, or cuda: both the lecture's GPU loop and ours on cuda"
+    )
     args = parser.parse_args(argv)
     if not Path(args.csv).exists():
         print(f"no CSV at {args.csv}; pass --csv", file=sys.stderr)
@@ -75,13 +78,23 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{'batch':>5} {'lecture ex/s':>13} {'ffnlp ex/s':>11} {'ratio':>6} {'lecture dev':>12} {'ffnlp dev':>10}"
     )
-    report = {"csv": args.csv, "vocab_size": ds.vocab_size, "repeats": args.repeats, "batches": {}}
+    report = {
+        "csv": args.csv,
+        "device": args.device,
+        "vocab_size": ds.vocab_size,
+        "repeats": args.repeats,
+        "batches": {},
+    }
     for bs in [int(b) for b in args.batch_sizes.split(",")]:
         base, ours = [], []
-        run_ours(ds, bs)  # warm-up: kernels compiled / loaded, caches filled
+        run_ours(ds, bs, device=args.device)  # warm-up: kernels compiled / loaded, caches filled
         for _ in range(args.repeats):
-            base.append(run_baseline(train_texts, train_labels, dev_texts, dev_labels, batch_size=bs))
-            ours.append(run_ours(ds, bs))
+            base.append(
+                run_baseline(
+                    train_texts, train_labels, dev_texts, dev_labels, batch_size=bs, device=args.device
+                )
+            )
+            ours.append(run_ours(ds, bs, device=args.device))
         b_rate = statistics.median(r["examples_per_second"] for r in base)
         o_rate = statistics.median(r["examples_per_second"] for r in ours)
         b_acc = statistics.median(r["dev_accuracy"] for r in base)
