@@ -28,6 +28,7 @@ from .torchpath import AutogradStepper, describe_device, evaluate, hardest, reso
 FLUSH_SECONDS = 0.25  # how often step blocks are yielded
 MAX_PROBES = 2000  # gradient probes per run (auto interval), keeps memory bounded
 EVALS_PER_EPOCH = 10  # with eval_every = 0
+SNAPSHOTS_PER_RUN = 24  # hidden-state snapshots sent per run, spread over it (each is ~1 MB for 2,000 rows)
 
 
 def new_run_id() -> str:
@@ -67,6 +68,13 @@ def schedule(cfg: RunConfig, n_train: int) -> tuple[int, int, int, int]:
     return per_epoch, total, eval_every, probe_every
 
 
+def snapshot_every(cfg: RunConfig, per_epoch: int, eval_every: int) -> int:
+    """Capture hidden states at every k-th evaluation (and the last), so a run sends about SNAPSHOTS_PER_RUN
+    of them however long it is: a long run would otherwise stream megabytes a second to the pages."""
+    expected = cfg.train.epochs * (per_epoch // eval_every + 1)
+    return max(1, math.ceil(expected / SNAPSHOTS_PER_RUN))
+
+
 def train(
     cfg: RunConfig,
     ds: Dataset,
@@ -104,6 +112,8 @@ class _Loop:
         k = min(cfg.train.snapshot_rows, n_dev)
         self.snapshot_rows = np.sort(self.rng.choice(n_dev, size=k, replace=False)) if k else None
         self.per_epoch, self.total, self.eval_every, self.probe_every = schedule(cfg, ds.x_train.shape[0])
+        self.snap_every = snapshot_every(cfg, self.per_epoch, self.eval_every)
+        self.n_evals = 0
         self.step_no = 0
         self.seen = 0
         self.train_seconds = 0.0
@@ -255,7 +265,11 @@ class _Loop:
     def _evaluate(self, epoch: int, epoch_end: bool):
         """Yield Eval (and snapshot, hard examples); returns False if the weights are no longer finite."""
         t0 = time.perf_counter()
-        res = evaluate(self.model, self.ds.x_dev, self.ds.y_dev, self.device, self.snapshot_rows)
+        self.n_evals += 1
+        snap = self.n_evals % self.snap_every == 0 or self.step_no == self.total
+        res = evaluate(
+            self.model, self.ds.x_dev, self.ds.y_dev, self.device, self.snapshot_rows if snap else None
+        )
         if not math.isfinite(res.loss):
             yield self._diverged(self.step_no, "the dev loss became nan (the weights are no longer finite)")
             return False

@@ -39,7 +39,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 
 from .config import RunConfig
 from .dataset import Dataset
-from .engine import FLUSH_SECONDS, build_model, new_run_id, schedule, summarize
+from .engine import FLUSH_SECONDS, build_model, new_run_id, schedule, snapshot_every, summarize
 from .events import Eval, Failed, Finished, Gradients, HardExamples, HiddenSnapshot, Started, Steps
 from .model import FeedForwardClassifier
 from .torchpath import autograd_probe, describe_device, evaluate, hardest, make_optimizer, resolve_device
@@ -205,6 +205,7 @@ class _Emitter(pl.Callback):
         self.snapshot_rows, self.device, self.world = snapshot_rows, device, world
         n_local = math.ceil(ds.x_train.shape[0] / world)
         self.per_epoch, self.total, self.eval_every, self.probe_every = schedule(cfg, n_local)
+        self.snap_every, self.n_evals = snapshot_every(cfg, self.per_epoch, self.eval_every), 0
         self.seen = self.train_seconds = 0.0
         self.epoch_losses, self.window_losses = [], []
         self.epoch_correct = self.epoch_seen = 0
@@ -351,7 +352,9 @@ class _Emitter(pl.Callback):
         )
         self.emit(self.last_eval)
         net, device, rows = pl_module.net, pl_module.device, self.snapshot_rows
-        if rows is not None:  # the same dev rows at every evaluation: one small forward pass
+        self.n_evals += 1
+        snap = self.n_evals % self.snap_every == 0 or step == self.total
+        if rows is not None and snap:  # the same dev rows at every evaluation: one small forward pass
             ds = self.ds
             res = evaluate(net, ds.x_dev[rows], ds.y_dev[rows], device, np.arange(len(rows)))
             self.emit(HiddenSnapshot(step, epoch, rows, res.hidden, res.probs))

@@ -14,6 +14,7 @@ No Streamlit, no torch.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import html
 import os
 import textwrap
@@ -288,6 +289,8 @@ def _serve(conn) -> None:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)
+    with contextlib.suppress(OSError):
+        os.nice(19)  # compiling and projecting must never slow a training run down
     while True:
         try:
             message = conn.recv()

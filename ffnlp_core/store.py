@@ -92,7 +92,7 @@ class RunStore:
         """Write RunHistory.to_arrays() and .meta() (taken under a job's lock, written outside it)."""
         folder = self.folder(run_id)
         buf = io.BytesIO()
-        np.savez_compressed(buf, **arrays)
+        np.savez(buf, **arrays)  # uncompressed: written every few seconds while a run trains
         _write_atomic(folder / "history.npz", buf.getvalue())
         _write_json(folder / "meta.json", meta)
 

@@ -195,7 +195,13 @@ with b3:
 
 
 # --- live view ----------------------------------------------------------------------------------
-@st.fragment(run_every=ui.POLL_SECONDS if running else None)
+# Until the first loss point is on screen the page polls fast; then it settles to the usual interval (one
+# full rerun switches it), which keeps a class of 30 cheap for the server.
+FAST_POLL_SECONDS, FAST_WINDOW_SECONDS = 0.25, 5.0
+fresh = running and time.time() - run.created < FAST_WINDOW_SECONDS and run.read(lambda h: h.steps_done) == 0
+
+
+@st.fragment(run_every=(FAST_POLL_SECONDS if fresh else ui.POLL_SECONDS) if running else None)
 def live_view() -> None:
     run = ui.current_run(ws)
     if run is None:
@@ -254,6 +260,8 @@ def live_view() -> None:
             )
     if running and run.done:
         st.rerun()  # the run just ended: a full rerun stops the polling and enables Start
+    if fresh and (done or time.time() - run.created > FAST_WINDOW_SECONDS):
+        st.rerun()  # the first points are drawn: back to the usual polling interval
 
 
 live_view()
