@@ -9,6 +9,7 @@ Pages never touch a worker: they read copies under the lock and set the stop fla
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import multiprocessing as mp
 import os
@@ -16,6 +17,7 @@ import sys
 import threading
 import time
 import types
+import weakref
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import replace
@@ -117,9 +119,10 @@ class _Slot:
         with START_LOCK, bare_main():
             self.proc.start()
         child.close()
-        threading.Thread(
+        self.listener = threading.Thread(
             target=manager._listen, args=(self,), name=f"ffnlp-listen-{index}", daemon=True
-        ).start()
+        )
+        self.listener.start()
 
     def close(self, timeout: float) -> None:
         with contextlib.suppress(OSError, ValueError):
@@ -127,9 +130,22 @@ class _Slot:
         self.proc.join(timeout)
         if self.proc.is_alive():
             self.proc.terminate()
+        # The listener ends on the pipe's EOF; it must be gone before the interpreter finalizes: a daemon
+        # thread still dropping tensors then aborts the whole process (torch needs the GIL to free them).
+        if self.listener is not threading.current_thread():
+            self.listener.join(timeout)
 
 
 START_LOCK = threading.Lock()
+_LIVE_MANAGERS: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all_at_exit() -> None:
+    """Stop the training threads before the interpreter goes (a thread inside torch at exit aborts it)."""
+    for manager in list(_LIVE_MANAGERS):
+        if not manager._closed.is_set():
+            manager.shutdown(timeout=5.0)
 
 
 @contextlib.contextmanager
@@ -273,6 +289,7 @@ class JobManager:
             self.slots = [_Slot(self, i) for i in range(self.max_concurrent)]
         self._watchdog = threading.Thread(target=self._watch, name="ffnlp-watchdog", daemon=True)
         self._watchdog.start()
+        _LIVE_MANAGERS.add(self)
 
     # --- submitting and reading -----------------------------------------------------------------
     def submit(self, cfg: RunConfig, ds: Dataset, owner: str = "", label: str = "", model=None) -> Job:
@@ -446,7 +463,8 @@ class JobManager:
                 self.mode = "thread"
             self._dispatch()
             return
-        time.sleep(min(10.0, 0.5 * 2**slot.failures))
+        if self._closed.wait(min(10.0, 0.5 * 2**slot.failures)):
+            return  # shut down meanwhile: no new worker
         with self.lock:
             fresh = _Slot(self, slot.index, failures=slot.failures)
             self.slots[self.slots.index(slot)] = fresh
