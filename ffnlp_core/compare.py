@@ -39,7 +39,7 @@ def overlay_figure(series: list[tuple[str, dict, dict]], metric: str) -> go.Figu
         if len(curves["step"]):
             s, sm = downsample(curves["step"], smooth(curves[metric]))
             fig.add_trace(
-                go.Scattergl(x=s, y=sm, mode="lines", name=f"{label} train", line=dict(color=color, width=2))
+                go.Scatter(x=s, y=sm, mode="lines", name=f"{label} train", line=dict(color=color, width=2))
             )
         if len(evals.get("step", [])):
             fig.add_trace(

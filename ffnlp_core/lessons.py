@@ -308,7 +308,7 @@ def overlay_figures(views: dict[str, dict]) -> tuple[go.Figure, go.Figure, go.Fi
         c, e = v["curves"], v["evals"]
         if len(c["step"]):
             s, sm = plots.downsample(c["step"], plots.smooth(c["loss"]))
-            loss.add_trace(go.Scattergl(x=s, y=sm, name=f"{name}: train loss", line=dict(color=color)))
+            loss.add_trace(go.Scatter(x=s, y=sm, name=f"{name}: train loss", line=dict(color=color)))
         if len(e.get("step", [])):
             loss.add_trace(
                 go.Scatter(
@@ -323,7 +323,7 @@ def overlay_figures(views: dict[str, dict]) -> tuple[go.Figure, go.Figure, go.Fi
         norm = total_grad_norm(v["grads"])
         if len(norm):
             s, n = plots.downsample(v["grads"]["step"], norm)
-            grad.add_trace(go.Scattergl(x=s, y=n, name=f"{name}: ||gradient||", line=dict(color=color)))
+            grad.add_trace(go.Scatter(x=s, y=n, name=f"{name}: ||gradient||", line=dict(color=color)))
     loss.update_layout(title="Loss", xaxis_title="step", yaxis_title="cross-entropy", **plots.LAYOUT)
     acc.update_layout(title="Dev accuracy", xaxis_title="step", yaxis_range=[0, 1.02], **plots.LAYOUT)
     grad.update_layout(

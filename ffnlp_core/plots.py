@@ -44,7 +44,7 @@ def loss_figure(curves: dict, evals: dict, title: str = "Loss") -> go.Figure:
     if len(step):
         s, raw, sm = downsample(step, loss, smooth(loss))
         fig.add_trace(
-            go.Scattergl(
+            go.Scatter(
                 x=s,
                 y=raw,
                 mode="lines",
@@ -53,7 +53,7 @@ def loss_figure(curves: dict, evals: dict, title: str = "Loss") -> go.Figure:
             )
         )
         fig.add_trace(
-            go.Scattergl(
+            go.Scatter(
                 x=s, y=sm, mode="lines", name="train loss (smoothed)", line=dict(color=COLORS[0], width=2)
             )
         )
@@ -73,7 +73,7 @@ def accuracy_figure(curves: dict, evals: dict, title: str = "Accuracy") -> go.Fi
     if len(step):
         s, sm = downsample(step, smooth(acc))
         fig.add_trace(
-            go.Scattergl(
+            go.Scatter(
                 x=s, y=sm, mode="lines", name="train accuracy (smoothed)", line=dict(color=COLORS[0], width=2)
             )
         )

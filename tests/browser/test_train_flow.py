@@ -71,7 +71,11 @@ def test_walk_upload_train_navigate_stop(page, server, tmp_path, shots):
 
     t0 = time.monotonic()
     click(page, "train_stop")
-    wait_for(lambda: "stopped" in page.locator("[data-testid=stSidebar]").inner_text(), timeout=10)
+    try:
+        wait_for(lambda: "stopped" in page.locator("[data-testid=stSidebar]").inner_text(), timeout=10)
+    except TimeoutError:
+        page.screenshot(path=str(shots / "walk_train_stop_failed.png"), full_page=True)
+        raise AssertionError(page.locator("[data-testid=stSidebar]").inner_text()) from None
     assert time.monotonic() - t0 < 5
     page.screenshot(path=str(shots / "walk_train_stopped.png"), full_page=True)
 
