@@ -18,6 +18,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import psutil
@@ -63,11 +64,18 @@ def main(argv: list[str] | None = None) -> int:
     report = {"sessions": args.sessions, "epochs": args.epochs, "cores": os.cpu_count()}
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            # The 30 sessions' Chromium runs at the lowest priority: in a class each browser is on its own
+            # laptop, here all of them share this machine's cores with the server they are loading.
+            nice_chromium = tmp / "chromium-nice.sh"
+            nice_chromium.write_text(f'#!/bin/sh\nexec nice -n 19 {CHROMIUM} "$@"\n')
+            nice_chromium.chmod(0o755)
+            browser = p.chromium.launch(executable_path=str(nice_chromium), args=CHROMIUM_ARGS)
+            probe_browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             pages = []
             t0 = time.monotonic()
             for _ in range(args.sessions):
                 pg = browser.new_context(viewport={"width": 1200, "height": 900}).new_page()
+                pg.set_default_navigation_timeout(120_000)
                 pg.goto(server.url("/train"))
                 pages.append(pg)
             for pg in pages:
@@ -81,22 +89,30 @@ def main(argv: list[str] | None = None) -> int:
             t_start = time.monotonic()
             for pg in pages:
                 click(pg, "train_start")
-            run_ids, queue_seen = {}, 0
-            for i, pg in enumerate(pages):
-                deadline = time.monotonic() + 60
-                while time.monotonic() < deadline and not query(pg).get("run"):
-                    time.sleep(0.2)
-                run_ids[i] = query(pg).get("run")
-                if "Waiting in the queue" in pg.locator("[data-testid=stMain]").inner_text():
-                    queue_seen += 1
-            report["sessions_with_a_run_id"] = sum(1 for r in run_ids.values() if r)
+            # While they train: a background thread times the server's plain HTTP answers (health check and
+            # the app's page) every second, and a probe session in its own browser keeps navigating.
+            http_times, http_done = [], threading.Event()
+
+            def time_http():
+                while not http_done.is_set():
+                    for path in ("/_stcore/health", "/"):
+                        t = time.monotonic()
+                        try:
+                            with urllib.request.urlopen(server.url(path), timeout=120) as r:
+                                r.read()
+                            http_times.append(time.monotonic() - t)
+                        except OSError:
+                            http_times.append(float("inf"))
+                    time.sleep(1.0)
+
+            threading.Thread(target=time_http, daemon=True).start()
+            queue_seen = sum(
+                1 for pg in pages if "Waiting in the queue" in pg.locator("[data-testid=stMain]").inner_text()
+            )
             report["sessions_that_showed_the_queue"] = queue_seen
-            # a probe session navigates while everyone trains: the slowest page settle is the responsiveness
-            probe = browser.new_context().new_page()
-            probe.goto(server.url("/"))
-            wait_idle(probe, timeout=120)
+            probe = probe_browser.new_context().new_page()
+            probe.set_default_navigation_timeout(120_000)
             settle = []
-            store = ROOT / "ffnlp_core"
             sys.path.insert(0, str(ROOT))
             from ffnlp_core.store import RunStore
 
@@ -113,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
                     s in ("finished", "failed", "stopped") for s in statuses
                 ):
                     break
+            http_done.set()
+            run_ids = {i: query(pg).get("run") for i, pg in enumerate(pages)}
+            report["sessions_with_a_run_id"] = sum(1 for r in run_ids.values() if r)
             report["all_done_seconds"] = time.monotonic() - t_start
             final = {rid: runs_store.status(rid).get("status") for rid in run_ids.values() if rid}
             report["runs_finished"] = sum(1 for s in final.values() if s == "finished")
@@ -120,8 +139,11 @@ def main(argv: list[str] | None = None) -> int:
             report["slowest_page_settle_seconds"] = max(settle)
             report["median_page_settle_seconds"] = sorted(settle)[len(settle) // 2]
             report["page_loads_measured"] = len(settle)
-            del store
+            report["slowest_http_answer_seconds"] = max(http_times)
+            report["median_http_answer_seconds"] = sorted(http_times)[len(http_times) // 2]
+            report["http_answers_measured"] = len(http_times)
             browser.close()
+            probe_browser.close()
     finally:
         stop_sampling.set()
         time.sleep(0.6)

@@ -12,14 +12,19 @@ Stopping is a shared multiprocessing.Event, checked by the engine between batche
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 import traceback
 
 WEIGHTS_EVERY_SECONDS = 2.0  # at most this often, the live model in the server is refreshed at an evaluation
+NICENESS = 10  # training yields the CPU to the web server: pages stay responsive while every core trains
 
 
 def worker_main(conn, stop, threads: int) -> None:
     """Entry point of a worker process (spawned: imports happen here, not in the server)."""
+    with contextlib.suppress(OSError, AttributeError):  # not on every platform
+        os.nice(NICENESS)
     import torch
     from threadpoolctl import threadpool_limits
 

@@ -6,6 +6,7 @@ Pages stay thin: widgets, layout and calls into ffnlp_core. Nothing here imports
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -21,7 +22,8 @@ from ffnlp_core.dataset import build_dataset
 from ffnlp_core.jobs import Job, JobManager, StoredRun
 from ffnlp_core.workspace import Workspace, Workspaces
 
-POLL_SECONDS = 1.0
+POLL_SECONDS = 1.0  # how often a live view refreshes on a quiet server ...
+POLL_PER_ACTIVE_RUN, MAX_POLL_SECONDS = 0.2, 5.0  # ... and how it slows as runs pile up (25+ runs: 5 s)
 
 
 @st.cache_resource(show_spinner=False)
@@ -32,6 +34,55 @@ def manager() -> JobManager:
     jm = JobManager(mode=os.environ.get("FFNLP_WORKERS", "process"))
     threading.Thread(target=_warm_up, name="ffnlp-warmup", daemon=True).start()
     return jm
+
+
+def poll_seconds(factor: float = 1.0) -> float:
+    """The live views' refresh interval: 1 s on a quiet server, longer while many runs train or wait, so
+    that a class of 30 pages refreshing at once cannot starve the server (every refresh reruns a page)."""
+    running, queued = manager().active_count()
+    return factor * min(MAX_POLL_SECONDS, max(POLL_SECONDS, POLL_PER_ACTIVE_RUN * (running + queued)))
+
+
+LIVE_AT_ONCE = 2  # live views computing at the same moment, server-wide
+
+
+@st.cache_resource(show_spinner=False)
+def _live_gate() -> threading.BoundedSemaphore:
+    return threading.BoundedSemaphore(LIVE_AT_ONCE)
+
+
+def live_fragment(run_every: float | None, factor: float = 1.0):
+    """`st.fragment(run_every=...)` for views that refresh while a run trains, kept cheap for the server.
+
+    Every refresh reruns the view in its own thread of the one server process. Two measures keep a class
+    of 30 refreshing pages from starving it (measured: before them, the health check took 17-24 s and a
+    new visitor's page did not load within a minute while 30 runs started):
+    - a refresh recomputes its interval (`poll_seconds(factor)`); when the server got busier (or quieter)
+      than when the view was drawn, one full rerun redraws the view with the new interval, since a
+      fragment's interval is fixed when it is defined;
+    - at most LIVE_AT_ONCE refreshes compute at the same moment; the others sleep on a semaphore instead
+      of taking turns on the GIL with the server's event loop.
+    """
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        def admitted(*args, **kwargs):
+            if run_every is not None:
+                now = poll_seconds(factor)
+                busier = now > 1.5 * run_every and now > POLL_SECONDS * factor
+                if busier or now < run_every / 1.5:
+                    st.rerun()
+            gate = _live_gate()
+            got = gate.acquire(timeout=30)  # never wait forever: a late refresh runs anyway
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                if got:
+                    gate.release()
+
+        return st.fragment(admitted, run_every=run_every)
+
+    return decorate
 
 
 def _warm_up() -> None:
@@ -225,7 +276,7 @@ def sidebar_status(ws: Workspace) -> None:
     run = current_run(ws)
     running = run is not None and not run.done
 
-    @st.fragment(run_every=POLL_SECONDS if running else None)
+    @live_fragment(poll_seconds(3) if running else None, factor=3)  # a page's own live view refreshes faster
     def _panel():
         run_now = current_run(ws)
         if run_now is None:

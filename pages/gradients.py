@@ -57,7 +57,7 @@ run = ui.current_run(ws)
 running = run is not None and not run.done
 
 
-@st.fragment(run_every=ui.POLL_SECONDS if running else None)
+@ui.live_fragment(ui.poll_seconds() if running else None)
 def run_view() -> None:
     with st.container(key="gradients_view"):
         run = ui.current_run(ws)
@@ -129,7 +129,7 @@ if st.session_state.get("gradients_error"):
     st.error(st.session_state.pop("gradients_error"), icon=":material/error:")
 
 
-@st.fragment(run_every=ui.POLL_SECONDS if comparing else None)
+@ui.live_fragment(ui.poll_seconds() if comparing else None)
 def compare_view() -> None:
     with st.container(key="gradients_compare"):
         runs = compare_runs()

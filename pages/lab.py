@@ -84,7 +84,7 @@ if st.session_state.get("lab_error"):
     st.error(st.session_state.pop("lab_error"), icon=":material/error:")
 
 
-@st.fragment(run_every=ui.POLL_SECONDS if running else None)
+@ui.live_fragment(ui.poll_seconds() if running else None)
 def live() -> None:
     r = ui.manager().open_run(lab_id) if lab_id else None
     if r is None:

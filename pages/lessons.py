@@ -51,7 +51,7 @@ def live(lesson: str, draw) -> None:
     """Status lines while the lesson's runs train (polled), then draw(runs) once every run is done."""
     was_running = busy(lesson)
 
-    @st.fragment(run_every=ui.POLL_SECONDS if was_running else None)
+    @ui.live_fragment(ui.poll_seconds() if was_running else None)
     def panel():
         found = runs(lesson)
         if not found:

@@ -13,7 +13,7 @@ from pages import _common as ui
 
 # A training run's model reaches the server at most every WEIGHTS_EVERY_SECONDS: polling faster redraws
 # the same numbers.
-REFRESH_SECONDS = max(ui.POLL_SECONDS, WEIGHTS_EVERY_SECONDS)
+REFRESH_FACTOR = WEIGHTS_EVERY_SECONDS / ui.POLL_SECONDS
 
 ws = ui.workspace()
 st.title("Try it")
@@ -182,7 +182,7 @@ def draw_vocabulary(state: dict) -> None:
     )
 
 
-@st.fragment(run_every=REFRESH_SECONDS if running else None)
+@ui.live_fragment(ui.poll_seconds(REFRESH_FACTOR) if running else None, REFRESH_FACTOR)
 def live() -> None:
     """One polling fragment for the whole page: it redraws with the newest model at each evaluation."""
     r = ui.current_run(ws)

@@ -198,7 +198,9 @@ def draw(run, snaps) -> None:
 
 # Every second while UMAP is on its way; every 2 s while the run trains (a redraw of three scatter plots
 # and the scores can take over a second on a busy 2-core machine, and an overrun tick cuts it short).
-@st.fragment(run_every=2 * ui.POLL_SECONDS if running else ui.POLL_SECONDS if waiting else None)
+@ui.live_fragment(
+    ui.poll_seconds(2) if running else ui.poll_seconds() if waiting else None, 2 if running else 1
+)
 def view() -> None:
     with st.container(key="repr_view"):
         now = ui.current_run(ws)

@@ -197,11 +197,18 @@ with b3:
 # --- live view ----------------------------------------------------------------------------------
 # Until the first loss point is on screen the page polls fast; then it settles to the usual interval (one
 # full rerun switches it), which keeps a class of 30 cheap for the server.
+# (Not on a busy server: there the interval stretches instead, see ui.poll_seconds.)
 FAST_POLL_SECONDS, FAST_WINDOW_SECONDS = 0.25, 5.0
-fresh = running and time.time() - run.created < FAST_WINDOW_SECONDS and run.read(lambda h: h.steps_done) == 0
+interval = ui.poll_seconds()
+fresh = (
+    running
+    and interval <= ui.POLL_SECONDS
+    and time.time() - run.created < FAST_WINDOW_SECONDS
+    and run.read(lambda h: h.steps_done) == 0
+)
 
 
-@st.fragment(run_every=(FAST_POLL_SECONDS if fresh else ui.POLL_SECONDS) if running else None)
+@ui.live_fragment((FAST_POLL_SECONDS if fresh else interval) if running else None)
 def live_view() -> None:
     run = ui.current_run(ws)
     if run is None:
