@@ -320,54 +320,27 @@ class _Loop:
 
     def summary(self) -> dict:
         """The figures the CLI prints with --json (the CLI adds the whole run's `seconds`)."""
-        ev = self.last_eval
-        return summarize(
-            ds=self.ds,
-            steps=self.step_no,
-            epoch_losses=self.epoch_losses,
-            train_accuracy=self.epoch_correct / max(1, self.epoch_seen),
-            dev_accuracy=ev.dev_accuracy if ev else float("nan"),
-            dev_loss=ev.dev_loss if ev else float("nan"),
-            examples=self.seen,
-            train_seconds=self.train_seconds,
-            device=describe_device(self.device),
-            grad_rms=(self.grad_rms_sum / max(1, self.n_probes)).tolist()
-            if self.grad_rms_sum is not None
-            else [],
-            path=self.path,
-            engine="manual",
-        )
+        return summarize(self, steps=self.step_no, path=self.path, engine="manual")
 
 
-def summarize(
-    *,
-    ds,
-    steps,
-    epoch_losses,
-    train_accuracy,
-    dev_accuracy,
-    dev_loss,
-    examples,
-    train_seconds,
-    device,
-    grad_rms,
-    path,
-    engine,
-) -> dict:
-    """The shared summary of a run (both engines)."""
+def summarize(run, *, steps: int, path: str, engine: str) -> dict:
+    """The shared summary of a run. `run` is either engine's loop state: both keep ds, last_eval,
+    epoch_losses/epoch_correct/epoch_seen, seen, train_seconds, device, grad_rms_sum and n_probes."""
+    ev, ds, seconds = run.last_eval, run.ds, run.train_seconds
+    grad_rms = run.grad_rms_sum / max(1, run.n_probes) if run.grad_rms_sum is not None else []
     return {
         "train_examples": int(ds.x_train.shape[0]),
         "dev_examples": int(ds.x_dev.shape[0]),
         "vocab_size": int(ds.vocab_size),
         "classes": list(ds.class_names),
         "steps": int(steps),
-        "train_loss": float(np.mean(epoch_losses)) if len(epoch_losses) else float("nan"),
-        "train_accuracy": float(train_accuracy),
-        "dev_accuracy": float(dev_accuracy),
-        "dev_loss": float(dev_loss),
-        "train_seconds": float(train_seconds),
-        "examples_per_second": float(examples / train_seconds) if train_seconds > 0 else 0.0,
-        "device": device,
+        "train_loss": float(np.mean(run.epoch_losses)) if len(run.epoch_losses) else float("nan"),
+        "train_accuracy": float(run.epoch_correct / max(1, run.epoch_seen)),
+        "dev_accuracy": float(ev.dev_accuracy) if ev else float("nan"),
+        "dev_loss": float(ev.dev_loss) if ev else float("nan"),
+        "train_seconds": float(seconds),
+        "examples_per_second": float(run.seen / seconds) if seconds > 0 else 0.0,
+        "device": describe_device(run.device),
         "grad_rms": [float(g) for g in grad_rms],
         "path": path,
         "engine": engine,

@@ -404,23 +404,7 @@ class _Emitter(pl.Callback):
         )
 
     def summary(self) -> dict:
-        ev = self.last_eval
-        return summarize(
-            ds=self.ds,
-            steps=self.steps_done,
-            epoch_losses=self.epoch_losses,
-            train_accuracy=self.epoch_correct / max(1, self.epoch_seen),
-            dev_accuracy=ev.dev_accuracy if ev else float("nan"),
-            dev_loss=ev.dev_loss if ev else float("nan"),
-            examples=self.seen,
-            train_seconds=self.train_seconds,
-            device=describe_device(self.device),
-            grad_rms=(self.grad_rms_sum / max(1, self.n_probes)).tolist()
-            if self.grad_rms_sum is not None
-            else [],
-            path="autograd",
-            engine="lightning",
-        )
+        return summarize(self, steps=self.steps_done, path="autograd", engine="lightning")
 
 
 # --- the generator --------------------------------------------------------------------------------------
