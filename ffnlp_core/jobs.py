@@ -350,6 +350,11 @@ class JobManager:
                 self.queue.remove(job)
                 self._finish(job, "stopped", "stopped before it started")
 
+    def starting_workers(self) -> int:
+        """Worker processes not ready yet (just after a server start, or replacing a crashed one)."""
+        with self.lock:
+            return sum(1 for s in self.slots if not s.ready.is_set())
+
     def active_count(self) -> tuple[int, int]:
         """(running, queued)."""
         with self.lock:

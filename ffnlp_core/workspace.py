@@ -26,7 +26,8 @@ class Workspace:
     table: Table | None = None  # the current file as read (for choosing columns)
     data_name: str = ""  # "built-in interaction" or the uploaded file's name
     data_error: str = ""  # the last refused upload's message (the previous data stays)
-    upload_key: str = ""  # identity of the upload the dataset came from (name + size + hash)
+    upload_key: str = ""  # identity of the file the current table came from (name + size + hash)
+    refused_upload: str = ""  # identity of the last file refused (not read again on every rerun)
     dataset_key: tuple = ()  # the settings the current dataset was built with
     run_id: str = ""  # the run the pages show
     run_ids: list[str] = field(default_factory=list)  # every run started here, oldest first

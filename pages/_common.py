@@ -31,9 +31,21 @@ def manager() -> JobManager:
     """One JobManager per server process, shared by every session (never tied to a session's lifetime)."""
     # Training runs in worker processes: the pages never wait on a training loop for Python's GIL, and a
     # crashed run (even one the kernel kills) takes down only itself. FFNLP_WORKERS=thread for AppTest.
-    jm = JobManager(mode=os.environ.get("FFNLP_WORKERS", "process"))
+    jm = JobManager(
+        mode=os.environ.get("FFNLP_WORKERS", "process"), max_concurrent=_env_int("FFNLP_MAX_CONCURRENT")
+    )
     threading.Thread(target=_warm_up, name="ffnlp-warmup", daemon=True).start()
     return jm
+
+
+def _env_int(name: str) -> int | None:
+    """A positive whole number from the environment, or None (the default) when unset."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{name} must be a whole number of at least 1, got {raw!r}")
+    return int(raw)
 
 
 def poll_seconds(factor: float = 1.0) -> float:
@@ -164,8 +176,25 @@ def load_default_data(ws: Workspace) -> None:
     cfg = ws.config.data
     cfg.source, cfg.text_column, cfg.label_column = f"builtin:{name}", table.text_column, table.label_column
     ws.table, ws.upload_key, ws.data_name = table, f"builtin:{name}", f"built-in: {name}"
-    ws.dataset = build_dataset(to_labeled(table, cfg.text_column, cfg.label_column), cfg)
+    ws.dataset = shared_dataset(ws)
     ws.dataset_key = dataset_key(ws)
+
+
+def shared_dataset(ws: Workspace):
+    """The data set for the workspace's table and settings, built once per server for everyone.
+
+    A class opens the app at the same moment, every new session on the same built-in data (and students
+    often upload the same file): building the bag of words per session was half of the server's script
+    time in the 30-session load test. `dataset_key` names everything the data set depends on (the upload
+    key holds the file's hash), and nothing changes a Dataset after it is built (the noise lab builds
+    its own), so sessions can share one. DataError propagates and is not cached.
+    """
+    return _dataset(dataset_key(ws), ws.table, ws.config.data)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8, ttl=3600)
+def _dataset(key: tuple, _table, _cfg):  # key: dataset_key(); the _-arguments are not hashed
+    return build_dataset(to_labeled(_table, _cfg.text_column, _cfg.label_column), _cfg)
 
 
 def dataset_key(ws: Workspace) -> tuple:
@@ -255,13 +284,17 @@ def need_data(ws: Workspace):
     return ws.dataset
 
 
-def status_line(run) -> str:
-    """One line about a run: status, progress, speed, accuracy."""
+def status_line(run, position: bool = True) -> str:
+    """One line about a run: status, progress, speed, accuracy (and its place in the queue, for a page's
+    own live view: the sidebar refreshes more slowly, and two different positions on one screen would
+    contradict each other)."""
     h = run.read(lambda h: (h.steps_done, h.total_steps, h.examples_per_second, h.last_eval(), h.epoch))
     done, total, rate, ev, epoch = h
     parts = [f"**{run.status}**"]
     if run.status == "queued":
-        parts.append(f"position {manager().queue_position(run)} in the queue")
+        parts.append(
+            f"position {manager().queue_position(run)} in the queue" if position else "waiting to start"
+        )
     if total:
         parts.append(f"step {done:,}/{total:,} · epoch {epoch}")
     if rate:
@@ -283,7 +316,7 @@ def sidebar_status(ws: Workspace) -> None:
             st.caption("No run yet.")
             return
         run_now.touch()
-        st.markdown(f"Run `{run_now.run_id}`  \n" + status_line(run_now))
+        st.markdown(f"Run `{run_now.run_id}`  \n" + status_line(run_now, position=False))
         if run_now.status == "failed" and run_now.reason:
             st.error(run_now.reason, icon=":material/error:")
         if not run_now.done:

@@ -8,8 +8,8 @@ import streamlit as st
 
 from ffnlp_core import plots, samples
 from ffnlp_core.config import VECTORIZERS
-from ffnlp_core.data import DataError, read_table, to_labeled
-from ffnlp_core.dataset import build_dataset, examples_per_class, top_words
+from ffnlp_core.data import DataError, read_table
+from ffnlp_core.dataset import examples_per_class, top_words
 from pages import _common as ui
 
 ws = ui.workspace()
@@ -20,7 +20,7 @@ st.caption("Comments with a label each. The network sees each comment as a bag o
 
 def use_table(table, key: str, name: str, source: str) -> None:
     """A new file: remember it and preselect the inferred columns."""
-    ws.table, ws.upload_key, ws.data_name, ws.data_error = table, key, name, ""
+    ws.table, ws.upload_key, ws.data_name, ws.data_error, ws.refused_upload = table, key, name, "", ""
     cfg.source, cfg.text_column, cfg.label_column = source, table.text_column, table.label_column
     for k in ("data_text_column", "data_label_column"):
         st.session_state.pop(k, None)
@@ -59,12 +59,14 @@ else:
     if upload is not None:
         data = upload.getvalue()
         key = f"upload:{upload.name}:{len(data)}:{hashlib.sha1(data).hexdigest()[:12]}"
-        if key != ws.upload_key:
+        # Read a file once: not again on every rerun, whether it was taken or refused. The refused one's
+        # key is kept apart from upload_key, which always names the file the current table came from.
+        if key != ws.refused_upload and (key != ws.upload_key or ws.data_error):
             try:
                 with st.spinner(f"Reading {upload.name}…"):
                     use_table(read_table(data, name=upload.name), key, upload.name, f"upload:{upload.name}")
             except DataError as exc:
-                ws.data_error, ws.upload_key = str(exc), key
+                ws.data_error, ws.refused_upload = str(exc), key
     elif ws.table is not None and ws.upload_key.startswith("upload:"):
         st.caption(f"Using {ws.data_name}, uploaded earlier. Upload another file to replace it.")
 
@@ -159,21 +161,11 @@ with st.expander("Bag-of-words settings", expanded=False):
         )
 
 # --- build the data set (only when something changed) -------------------------------------------
-build_key = (
-    ws.upload_key,
-    cfg.text_column,
-    cfg.label_column,
-    cfg.vectorizer,
-    cfg.ngram_max,
-    cfg.min_df,
-    cfg.max_features,
-    cfg.dev_fraction,
-    cfg.split_seed,
-)
+build_key = ui.dataset_key(ws)
 if ws.dataset_key != build_key or ws.dataset is None:
     try:
         with st.spinner("Splitting and counting words…"):
-            ws.dataset = build_dataset(to_labeled(table, cfg.text_column, cfg.label_column), cfg)
+            ws.dataset = ui.shared_dataset(ws)
         ws.dataset_key, ws.data_error = build_key, ""
     except DataError as exc:
         st.error(str(exc), icon=":material/error:")

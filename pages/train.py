@@ -187,11 +187,12 @@ b2.button(
 )
 if st.session_state.get("train_error"):
     st.error(st.session_state.pop("train_error"), icon=":material/error:")
-with b3:
-    n_run, n_queued = ui.manager().active_count()
-    st.caption(
-        f"Server: {n_run} run(s) training, {n_queued} waiting · at most {ui.manager().max_concurrent} at once."
-    )
+if not running:  # while a run is live, its own view below says how busy the server is, refreshed
+    with b3:
+        n_run, n_queued = ui.manager().active_count()
+        st.caption(
+            f"Server: {n_run} run(s) training, {n_queued} waiting · at most {ui.manager().max_concurrent} at once."
+        )
 
 
 # --- live view ----------------------------------------------------------------------------------
@@ -208,13 +209,22 @@ fresh = (
 )
 
 
-@ui.live_fragment((FAST_POLL_SECONDS if fresh else interval) if running else None)
-def live_view() -> None:
-    run = ui.current_run(ws)
-    if run is None:
-        st.info("Press Start to train the network on the current data.", icon=":material/play_circle:")
-        return
-    run.touch()
+def waiting(run) -> None:
+    """A run in the queue: where it stands and why it waits; no charts until it starts (nothing to draw
+    yet, and a class's 28 waiting pages then cost the server little)."""
+    jm = ui.manager()
+    position, (n_running, _) = jm.queue_position(run), jm.active_count()
+    why = (
+        "the training processes are still starting (a minute at most after the server starts)"
+        if jm.starting_workers()
+        else f"{n_running} run(s) training; it starts when one of them ends"
+    )
+    st.info(f"Waiting in the queue: position {position} · {why}.", icon=":material/hourglass_top:")
+    st.progress(0.0, text=f"queued · position {position} · {run.cfg.train.epochs} epoch(s) to train")
+
+
+def training(run) -> int:
+    """Progress, live charts and, once it is over, the final figures; returns the steps done."""
     snap = run.read(
         lambda h: {
             "curves": h.curves(),
@@ -226,22 +236,15 @@ def live_view() -> None:
             "confusion": None if h.confusion is None else h.confusion.copy(),
             "summary": h.summary,
             "started": h.started,
-            "running_acc": h.running_accuracy,
         }
     )
-    if run.status == "queued":
-        st.info(
-            f"Waiting in the queue: position {ui.manager().queue_position(run)}. It starts when a core frees up.",
-            icon=":material/hourglass_top:",
-        )
     done, total = snap["done"], max(1, snap["total"])
     elapsed = time.time() - (getattr(run, "started_at", None) or time.time())
     left = elapsed / done * (total - done) if done and not run.done else 0
-    epochs = run.cfg.train.epochs
     st.progress(
         min(1.0, done / total),
         text=(
-            f"{run.status} · step {done:,}/{total:,} · epoch {snap['epoch']}/{epochs} · "
+            f"{run.status} · step {done:,}/{total:,} · epoch {snap['epoch']}/{run.cfg.train.epochs} · "
             f"{snap['rate']:,.0f} examples/s" + (f" · ~{left:,.0f} s left" if left else "")
         ),
     )
@@ -265,6 +268,21 @@ def live_view() -> None:
             st.plotly_chart(
                 plots.confusion_figure(snap["confusion"], snap["started"].classes), key="train_confusion"
             )
+    return done
+
+
+@ui.live_fragment((FAST_POLL_SECONDS if fresh else interval) if running else None)
+def live_view() -> None:
+    run = ui.current_run(ws)
+    if run is None:
+        st.info("Press Start to train the network on the current data.", icon=":material/play_circle:")
+        return
+    run.touch()
+    done = 0
+    if run.status == "queued":
+        waiting(run)
+    else:
+        done = training(run)
     if running and run.done:
         st.rerun()  # the run just ended: a full rerun stops the polling and enables Start
     if fresh and (done or time.time() - run.created > FAST_WINDOW_SECONDS):

@@ -129,3 +129,60 @@ def test_train_refuses_a_batch_larger_than_the_data():
     at.number_input(key="train_batch_size").set_value(50_000).run()
     at.button(key="train_start").click().run()
     assert any("batch size 50,000 is larger" in e.value for e in at.error)
+
+
+def _workspace(at: AppTest):
+    from pages import _common as ui
+
+    return ui.workspaces().get(at.session_state["sid"])
+
+
+def test_sessions_on_the_same_data_share_one_dataset():
+    first, second = page("train"), page("train")
+    a, b = _workspace(first), _workspace(second)
+    assert a.sid != b.sid
+    assert a.dataset is b.dataset  # built once for the whole server, not once per session
+    assert a.dataset.x_train.shape == (3200, 78)
+
+
+def test_a_refused_upload_never_shows_another_sessions_data():
+    bad = ("book.csv", b"PK\x03\x04" + b"\0" * 100, "text/csv")
+    # The same column names as the built-in data: only the files tell the two sessions' data apart.
+    rows = ["text,label"] + [f"{'great fun' if i % 2 else 'awful and slow'} {i},{i % 2}" for i in range(60)]
+    first = page("data")
+    first.segmented_control(key="data_mode").set_value("upload").run()
+    first.file_uploader(key="data_upload").set_value(
+        ("reviews.csv", "\n".join(rows).encode(), "text/csv")
+    ).run()
+    first.file_uploader(key="data_upload").set_value(bad).run()
+    assert metric(first, "Comments kept") == "60"
+    # Another student uploads the same broken file: they keep their own (built-in) data.
+    second = page("data")
+    second.segmented_control(key="data_mode").set_value("upload").run()
+    second.file_uploader(key="data_upload").set_value(bad).run()
+    assert any("Excel" in e.value for e in second.error)
+    assert metric(second, "Comments kept") == "4,000"
+    assert _workspace(second).dataset.x_train.shape[0] == 3200
+    second.run()  # the refused file is not read again, and its message stays while it is in the box
+    assert any("Excel" in e.value for e in second.error)
+    assert metric(second, "Comments kept") == "4,000"
+
+
+def test_a_run_that_waits_shows_its_place_in_the_queue():
+    from pages import _common as ui
+
+    at = page("train")
+    ws = _workspace(at)
+    jm = ui.manager()
+    long = ws.config.__class__.from_dict(ws.config.to_dict())
+    long.train.epochs = 1000
+    busy = [jm.submit(long, ws.dataset, owner="someone else") for _ in range(jm.max_concurrent)]
+    try:
+        at.button(key="train_start").click().run()
+        assert not at.exception
+        info = " ".join(i.value for i in at.info)
+        assert f"Waiting in the queue: position 1 · {jm.max_concurrent} run(s) training" in info
+        assert at.progress[0].text == f"queued · position 1 · {ws.config.train.epochs} epoch(s) to train"
+    finally:
+        for job in busy:
+            jm.stop(job.run_id)

@@ -44,6 +44,7 @@ class Server:
             "FFNLP_RUNS_DIR": str(runs_dir),
             "PYTHONUNBUFFERED": "1",
             "FFNLP_UMAP": "1",
+            "FFNLP_MAX_CONCURRENT": "2",  # as on a 2-core machine, whatever the cores here (queue tests)
             **(env or {}),
         }
         self.log = open(runs_dir.parent / f"streamlit-{self.port}.log", "w")  # noqa: SIM115

@@ -3,9 +3,11 @@ page and come back -> stop; a reload reattaches to the run; two browser contexts
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 from helpers import click, goto, key, nav, query, selected, url, wait_for, wait_idle
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 # the last step drawn on the loss chart (0 while there is none)
 CHART_POINTS = """() => {
@@ -122,3 +124,31 @@ def test_two_contexts_do_not_mix(browser, server):
     for pg in pages:
         click(pg, "train_stop")
         pg.context.close()
+
+
+def test_a_third_run_waits_in_the_queue_then_starts(browser, server, shots):
+    """The server trains 2 runs at once (FFNLP_MAX_CONCURRENT=2): a third waits, says so, and starts as
+    soon as one of the two is stopped."""
+    pages = [browser.new_context(viewport={"width": 1300, "height": 900}).new_page() for _ in range(3)]
+    try:
+        for pg in pages:
+            goto(pg, server, "/train")
+            set_number(pg, "train_batch_size", 4)
+            set_number(pg, "train_epochs", 1000)
+            click(pg, "train_start")
+            wait_for(lambda pg=pg: query(pg).get("run"), timeout=10)
+        third = pages[2]
+        main = third.locator("[data-testid=stMain]")
+        wait_for(
+            lambda: "Waiting in the queue: position 1 · 2 run(s) training" in main.inner_text(), timeout=15
+        )
+        assert "queued · position 1 · 1000 epoch(s) to train" in main.inner_text()
+        third.screenshot(path=str(shots / "train_queued.png"), full_page=True)
+        click(pages[0], "train_stop")
+        wait_for(lambda: "running · step" in main.inner_text(), timeout=20)
+        assert "Waiting in the queue" not in main.inner_text()
+    finally:  # stop what still trains (the first page's Stop may not have redrawn as disabled yet)
+        for pg in pages:
+            with contextlib.suppress(PlaywrightTimeout):
+                key(pg, "train_stop").locator("button:enabled").first.click(timeout=3000)
+            pg.context.close()
