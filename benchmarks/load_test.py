@@ -1,14 +1,19 @@
 """Load test: a class of 30 sessions on one server, each starting a run at the same moment.
 
-    python benchmarks/load_test.py [--sessions 30] [--epochs 20] [--clients ws|chromium] [--no-browser-probe]
+    python benchmarks/load_test.py [--sessions 30] [--epochs 20] [--clients ws|chromium] [--quiet 20]
+        [--no-browser-probe] [--max-concurrent N] [--py-spy FILE]
 
-Starts `streamlit run app.py` (training in worker processes, as in a classroom), opens one session per
-student on /train, sets the epochs, and clicks Start in all of them at once. The sessions then stay on the
-page as a student would, their live views refreshing, until every run is over. Meanwhile it measures:
-- runs: every run must finish (none lost or failed); how many sessions showed the queue while waiting;
-- responsiveness, three ways, once a second each: a new visitor (a fresh websocket session: request ->
-  page drawn, i.e. `script_finished`), a real Chromium navigating /data, /model, /train, / (time until the
-  page settled), and plain HTTP answers (health check and the app's page);
+Starts `streamlit run app.py` (training in worker processes, one per core, as served), measures a quiet
+baseline for `--quiet` seconds, then opens one session per student on /train, sets the epochs and clicks
+Start in all of them at once. The sessions stay on the page as a student would, their live views
+refreshing, until every run is over. Meanwhile it measures, each figure per phase (quiet / opening /
+training) so the loaded figures have their baseline from the same run:
+- runs: every run must finish (none lost or failed), each session's own page must say so, and the
+  sessions that waited must have shown the queue;
+- responsiveness, three ways, about once a second each: a new visitor (a fresh websocket session: request
+  -> page drawn, i.e. `script_finished`), a real Chromium navigating /data, /model, /train, / (time until
+  the page settled), and plain HTTP answers (health check and the app's page); the worst of each with
+  its phase and time;
 - resources: peak RSS of the server and its worker processes, their thread counts, and the load clients'
   own CPU time (they share this machine's cores with the server).
 
@@ -16,7 +21,8 @@ page as a student would, their live views refreshing, until every run is over. M
 Streamlit's websocket protocol like the browser (widget values, fragment timers, message cache) at a
 fraction of a browser's CPU: in a class each browser runs on its own laptop, so 30 Chromiums on the
 server's own 2 cores would measure the browsers, not the server. `--clients chromium` does that anyway
-(Chromium at nice 19), for comparison. Prints a summary and one JSON line; exit 1 when a run was lost.
+(Chromium at nice 19), for comparison. `--py-spy FILE` records the server's stacks (py-spy must be
+installed; it is not a requirement). Prints a summary and one JSON line; exit 1 when a run was lost.
 """
 
 from __future__ import annotations
@@ -82,17 +88,22 @@ def summary(values: list[float]) -> dict:
 
 
 class Probes:
-    """Page responses measured while the test runs, each tagged with the phase it fell in: "quiet" (the
-    server alone, the baseline of the same run), "opening" (30 sessions load /train), "training"."""
+    """Page responses measured while the test runs, each tagged with the phase it started in: "quiet"
+    (the server alone, the baseline of the same run), "opening" (the class loads /train), "training"
+    (from the Start clicks until every run is over), "after"."""
 
     def __init__(self):
-        self.phase = "quiet"
         self.t0 = time.monotonic()
+        self.phases: list[tuple[float, str]] = [(self.t0, "quiet")]
         self.samples: list[tuple[str, str, float, float]] = []  # (probe, phase, seconds since start, s)
         self.errors: list[str] = []
 
+    def set_phase(self, name: str) -> None:
+        self.phases.append((time.monotonic(), name))
+
     def add(self, probe: str, started: float, seconds: float) -> None:
-        self.samples.append((probe, self.phase, started - self.t0, seconds))
+        phase = next(name for t, name in reversed(self.phases) if t <= started)
+        self.samples.append((probe, phase, started - self.t0, seconds))
 
     def of(self, probe: str, phase: str | None = None) -> list[float]:
         return [s for p, ph, _, s in self.samples if p == probe and (phase is None or ph == phase)]
@@ -183,13 +194,13 @@ def visitor_probe(server: Server, probes: Probes, stop: threading.Event) -> None
 async def ws_class(server: Server, args, store: RunStore, report: dict, probes: Probes) -> None:
     """The class as websocket sessions, after a quiet baseline; waits for every run."""
     await asyncio.sleep(args.quiet)
-    probes.phase = "opening"
+    probes.set_phase("opening")
     sessions = [WsSession(server.url("")) for _ in range(args.sessions)]
     t0 = time.monotonic()
     await asyncio.gather(*(s.open("/train") for s in sessions))
     await asyncio.gather(*(s.set_int("train_epochs", args.epochs) for s in sessions))
     report["open_seconds"] = time.monotonic() - t0
-    probes.phase = "training"
+    probes.set_phase("training")
     t_start = time.monotonic()
     clicks = await asyncio.gather(*(s.click("train_start") for s in sessions))
     report["start_click_seconds"] = summary(list(clicks))
@@ -204,10 +215,16 @@ async def ws_class(server: Server, args, store: RunStore, report: dict, probes: 
             break
         await asyncio.sleep(0.5)
     report["all_done_seconds"] = time.monotonic() - t_start
-    probes.phase = "after"
+    probes.set_phase("after")
     # Every session must show its own run as finished (not just the store): what a student sees.
-    await asyncio.sleep(3 * 5.0)  # the slowest live view refreshes every 5 s, the sidebar every 15 s
-    report["sessions_showing_finished"] = sum(1 for s in sessions if "**finished**" in s.text())
+    # (the slowest live view refreshes every 5 s, the sidebar every 15 s)
+    showing = 0
+    for _ in range(40):
+        showing = sum(1 for s in sessions if "**finished**" in s.text())
+        if showing == len(sessions):
+            break
+        await asyncio.sleep(0.5)
+    report["sessions_showing_finished"] = showing
     report["sessions_that_showed_the_queue"] = len(saw_queue)
     frag = [sec for s in sessions for kind, _, sec in s.run_times if kind == "fragment"]
     report["live_refresh_seconds"] = summary(frag)
@@ -221,7 +238,7 @@ def chromium_class(server: Server, args, store: RunStore, report: dict, probes: 
     from playwright.sync_api import sync_playwright
 
     time.sleep(args.quiet)
-    probes.phase = "opening"
+    probes.set_phase("opening")
     with sync_playwright() as p:
         nice = tmp / "chromium-nice.sh"
         nice.write_text(f'#!/bin/sh\nexec nice -n 19 {CHROMIUM} "$@"\n')
@@ -242,7 +259,7 @@ def chromium_class(server: Server, args, store: RunStore, report: dict, probes: 
         for pg in pages:
             wait_idle(pg, timeout=120)
         report["open_seconds"] = time.monotonic() - t0
-        probes.phase = "training"
+        probes.set_phase("training")
         t_start = time.monotonic()
         for pg in pages:
             click(pg, "train_start")
@@ -259,7 +276,7 @@ def chromium_class(server: Server, args, store: RunStore, report: dict, probes: 
                 break
             time.sleep(1.0)
         report["all_done_seconds"] = time.monotonic() - t_start
-        probes.phase = "after"
+        probes.set_phase("after")
         report["sessions_that_showed_the_queue"] = len(saw_queue)
         browser.close()
 
@@ -274,12 +291,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--py-spy", metavar="FILE", help="record the server with py-spy (raw format) into FILE"
     )
+    parser.add_argument(
+        "--max-concurrent", default="", help="runs training at once (default: one per core, as served)"
+    )
     parser.add_argument("--timeout", type=float, default=900)
-    args = parser.parse_args(argv)
+    report = run(parser.parse_args(argv))
+    for k, v in report.items():
+        if isinstance(v, dict):
+            v = "  ".join(f"{a} {b:.2f}" if isinstance(b, float) else f"{a} {b}" for a, b in v.items())
+        print(f"{k:>32}: {v:.2f}" if isinstance(v, float) else f"{k:>32}: {v}")
+    print(json.dumps(report))
+    return 0 if report["runs_lost_or_failed"] == 0 else 1
 
+
+def run(args: argparse.Namespace) -> dict:
+    """One load test; returns the report (see the module docstring)."""
     tmp = Path(tempfile.mkdtemp(prefix="ffnlp-load-"))
     (tmp / "runs").mkdir()
-    server = Server(tmp / "runs")
+    server = Server(tmp / "runs", env={"FFNLP_MAX_CONCURRENT": str(args.max_concurrent)})
     print(f"server up in {server.ready_seconds:.1f} s on port {server.port}", file=sys.stderr)
     store = RunStore(tmp / "runs")
     probes = Probes()
@@ -331,12 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     report["processes_at_peak"], report["threads_at_peak"] = peak[1], peak[2]
     report["worker_threads_at_peak"] = peak[3]
     report["errors"] = probes.errors[:5]
-    for k, v in report.items():
-        if isinstance(v, dict):
-            v = "  ".join(f"{a} {b:.2f}" if isinstance(b, float) else f"{a} {b}" for a, b in v.items())
-        print(f"{k:>32}: {v:.2f}" if isinstance(v, float) else f"{k:>32}: {v}")
-    print(json.dumps(report))
-    return 0 if report["runs_lost_or_failed"] == 0 else 1
+    return report
 
 
 if __name__ == "__main__":

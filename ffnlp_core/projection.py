@@ -274,14 +274,15 @@ class _UmapProcess:
         atexit.register(self.close)
 
     def close(self) -> None:
-        """End the process (it returns when its pipe closes)."""
-        with self.lock:
-            if self.proc is not None:
-                self.conn.close()
-                self.proc.join(2)
-                if self.proc.is_alive():  # still compiling: nothing of it needs to be kept
-                    self.proc.terminate()
-                self.proc = None
+        """End the process at exit. Not under the lock: a call in flight holds it (the warm-up compiles
+        for a minute), and Ctrl-C must not wait for that; its caller gets EOF and gives up."""
+        proc = self.proc
+        if proc is None:
+            return
+        proc.terminate()  # nothing in it needs to be kept: it only computes
+        proc.join(2)
+        if proc.is_alive():
+            proc.kill()
 
 
 def _serve(conn) -> None:

@@ -137,12 +137,18 @@ _FLAGS = {
 }
 
 
-def apply_to_workspace(ws, params: Mapping[str, str]) -> bool:
+def _build(table, cfg: DataConfig, upload_key: str):
+    return build_dataset(to_labeled(table, cfg.text_column, cfg.label_column), cfg)
+
+
+def apply_to_workspace(ws, params: Mapping[str, str], build=_build) -> bool:
     """Restore a shared setup into a workspace: the built-in data set, its dataset and the whole config.
 
     Tries each distinct link once per workspace (a reload does not undo later edits) and returns True
     when it changed something. UrlStateError when the link is not usable (the settings and data stay
     as they were). The caller refreshes what depends on the UI (widget state, the dataset key).
+    `build(table, data_config, upload_key)` makes the dataset (the app passes its server-wide cache: a
+    class opens the same link at once).
     """
     value = params.get(PARAM)
     if not value or ws.extras.get("urlstate_applied") == value:
@@ -154,7 +160,7 @@ def apply_to_workspace(ws, params: Mapping[str, str]) -> bool:
         table = read_table(samples.sample_csv_bytes(name), name=f"built-in {name}")
         cfg.data.text_column = cfg.data.text_column or table.text_column
         cfg.data.label_column = cfg.data.label_column or table.label_column
-        dataset = build_dataset(to_labeled(table, cfg.data.text_column, cfg.data.label_column), cfg.data)
+        dataset = build(table, cfg.data, f"builtin:{name}")
     except DataError as exc:
         raise UrlStateError(f"the link's data settings do not work: {exc}") from exc
     ws.config, ws.table, ws.dataset = cfg, table, dataset

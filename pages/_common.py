@@ -6,6 +6,7 @@ Pages stay thin: widgets, layout and calls into ffnlp_core. Nothing here imports
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -151,7 +152,7 @@ def restore_from_url(ws: Workspace) -> None:
     if urlstate.PARAM not in st.query_params:
         return
     try:
-        changed = urlstate.apply_to_workspace(ws, st.query_params)
+        changed = urlstate.apply_to_workspace(ws, st.query_params, build=built_dataset)
     except urlstate.UrlStateError as exc:
         st.error(
             "This link's setup could not be used; your current settings stay.", icon=":material/link_off:"
@@ -189,28 +190,27 @@ def shared_dataset(ws: Workspace):
     key holds the file's hash), and nothing changes a Dataset after it is built (the noise lab builds
     its own), so sessions can share one. DataError propagates and is not cached.
     """
-    return _dataset(dataset_key(ws), ws.table, ws.config.data)
+    return built_dataset(ws.table, ws.config.data, ws.upload_key)
+
+
+def built_dataset(table, cfg, upload_key: str):
+    """shared_dataset for a table that is not in a workspace yet (a shared link being restored)."""
+    return _dataset(_key(upload_key, cfg), table, cfg)
 
 
 @st.cache_resource(show_spinner=False, max_entries=8, ttl=3600)
-def _dataset(key: tuple, _table, _cfg):  # key: dataset_key(); the _-arguments are not hashed
+def _dataset(key: tuple, _table, _cfg):  # key: _key(); the _-arguments are not hashed
     return build_dataset(to_labeled(_table, _cfg.text_column, _cfg.label_column), _cfg)
 
 
 def dataset_key(ws: Workspace) -> tuple:
-    """The settings a dataset is built from: rebuild only when one of them changes."""
-    c = ws.config.data
-    return (
-        ws.upload_key,
-        c.text_column,
-        c.label_column,
-        c.vectorizer,
-        c.ngram_max,
-        c.min_df,
-        c.max_features,
-        c.dev_fraction,
-        c.split_seed,
-    )
+    """What a dataset is built from: rebuild only when one of them changes."""
+    return _key(ws.upload_key, ws.config.data)
+
+
+def _key(upload_key: str, cfg) -> tuple:
+    # The file's identity and every data setting (noise lab fields included: a shared link may carry them).
+    return (upload_key, *dataclasses.astuple(cfg))
 
 
 def page_link(path: str, **kwargs) -> None:

@@ -186,3 +186,24 @@ def test_a_run_that_waits_shows_its_place_in_the_queue():
     finally:
         for job in busy:
             jm.stop(job.run_id)
+
+
+def test_a_shared_link_opened_by_a_class_builds_its_dataset_once():
+    from ffnlp_core import urlstate
+    from ffnlp_core.config import RunConfig
+
+    cfg = RunConfig()
+    cfg.data.label_noise, cfg.data.noise_seed = 0.25, 3  # same data, same words: only the noise differs
+    value, _ = urlstate.encode(cfg.validate())
+    linked = []
+    for _ in range(2):
+        at = AppTest.from_file(str(ROOT / "pages" / "train.py"), default_timeout=TIMEOUT)
+        at.query_params["cfg"] = value
+        at.run()
+        assert not at.exception, at.exception
+        linked.append(_workspace(at))
+    assert linked[0].sid != linked[1].sid and linked[0].dataset is linked[1].dataset
+    noisy = linked[0].dataset
+    assert int(noisy.train_flipped.sum()) == round(0.25 * len(noisy.y_train))
+    plain = _workspace(page("train")).dataset  # no link: the data without noise, not the cached noisy one
+    assert plain is not noisy and int(plain.train_flipped.sum()) == 0

@@ -259,6 +259,36 @@ def test_umap_is_deterministic_with_a_seed_and_keeps_clusters_apart():
     assert pj.separation(a, gold) == 1.0  # the two blobs stay apart in 2-D
 
 
+def test_closing_the_umap_process_does_not_wait_for_a_call_in_flight():
+    """At exit (Ctrl-C) the server closes the UMAP process; a warm-up compiling there for a minute must not
+    hold the server up (it did: the close waited for the warm-up's lock, 40+ s)."""
+    proc = pj._UmapProcess()
+    outcome: list = []
+
+    def warm():
+        try:
+            outcome.append(proc.ask(("warm", 5000, 20, 0)))  # compiles umap-learn: many seconds
+        except RuntimeError as exc:
+            outcome.append(exc)
+
+    caller = threading.Thread(target=warm)
+    caller.start()
+    deadline = time.monotonic() + 30
+    while (proc.proc is None or not proc.proc.is_alive()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)  # the call is in flight
+    child = proc.proc
+    t0 = time.monotonic()
+    proc.close()
+    took = time.monotonic() - t0
+    caller.join(10)
+    assert not caller.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], RuntimeError)  # the caller gave up, said why
+    assert "ended unexpectedly" in str(outcome[0])
+    assert took < 5.0, f"close() waited {took:.1f} s"
+    assert not child.is_alive()
+
+
 # --- the page ---------------------------------------------------------------------------------------------
 @pytest.fixture
 def app_env(tmp_path, monkeypatch):
