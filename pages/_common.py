@@ -15,7 +15,6 @@ import threading
 import time
 
 import streamlit as st
-import streamlit.components.v1 as components
 
 from ffnlp_core import samples, urlstate
 from ffnlp_core.data import read_table, to_labeled
@@ -249,8 +248,8 @@ def keep_url(ws: Workspace) -> None:
         "if(c)w.history.replaceState(w.history.state,'',u.toString());}"
         "fix();for(const t of [200,600,1500,3000])setTimeout(fix,t);"  # after Streamlit's own late URL write
     )
-    with st.sidebar:  # a zero-height same-origin frame; it reloads (and runs) whenever the ids change
-        components.html(f"<script>{script}</script>", height=0)
+    with st.sidebar:  # a same-origin frame as tall as its (empty) body; it reloads when the ids change
+        st.iframe(f"<script>{script}</script>", height="content")
 
 
 _SAFE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")

@@ -121,8 +121,9 @@ def test_two_contexts_do_not_mix(browser, server):
         side = pg.locator("[data-testid=stSidebar]").inner_text()
         assert mine in side and theirs not in side
         assert theirs not in text
-    for pg in pages:
+    for pg in pages:  # stopped before the tab goes (else the runs train on and crowd the next tests)
         click(pg, "train_stop")
+        wait_for(lambda pg=pg: "stopped" in pg.locator("[data-testid=stSidebar]").inner_text(), timeout=15)
         pg.context.close()
 
 
@@ -131,6 +132,8 @@ def test_a_third_run_waits_in_the_queue_then_starts(browser, server, shots):
     soon as one of the two is stopped."""
     pages = [browser.new_context(viewport={"width": 1300, "height": 900}).new_page() for _ in range(3)]
     try:
+        goto(pages[0], server, "/train")
+        wait_for(lambda: server_idle(pages[0]), timeout=120, every=2)  # earlier tests' runs are over
         for pg in pages:
             goto(pg, server, "/train")
             set_number(pg, "train_batch_size", 4)
@@ -139,16 +142,25 @@ def test_a_third_run_waits_in_the_queue_then_starts(browser, server, shots):
             wait_for(lambda pg=pg: query(pg).get("run"), timeout=10)
         third = pages[2]
         main = third.locator("[data-testid=stMain]")
-        wait_for(
-            lambda: "Waiting in the queue: position 1 · 2 run(s) training" in main.inner_text(), timeout=15
+        says = (
+            "Waiting in the queue: position 1 · 2 run(s) training",
+            "queued · position 1 · 1000 epoch(s) to train",
         )
-        assert "queued · position 1 · 1000 epoch(s) to train" in main.inner_text()
+        wait_for(lambda: all(s in main.inner_text() for s in says), timeout=15)  # both drawn, same refresh
         third.screenshot(path=str(shots / "train_queued.png"), full_page=True)
         click(pages[0], "train_stop")
         wait_for(lambda: "running · step" in main.inner_text(), timeout=20)
         assert "Waiting in the queue" not in main.inner_text()
     finally:  # stop what still trains (the first page's Stop may not have redrawn as disabled yet)
         for pg in pages:
-            with contextlib.suppress(PlaywrightTimeout):
+            with contextlib.suppress(PlaywrightTimeout, TimeoutError):
                 key(pg, "train_stop").locator("button:enabled").first.click(timeout=3000)
+                wait_for(lambda pg=pg: "stopped" in pg.locator("[data-testid=stSidebar]").inner_text(), 15)
             pg.context.close()
+
+
+def server_idle(page) -> bool:
+    """The Train page (with no live run of its own) says that nothing trains or waits on the server."""
+    page.reload()
+    wait_idle(page)
+    return "Server: 0 run(s) training, 0 waiting" in page.locator("[data-testid=stMain]").inner_text()
