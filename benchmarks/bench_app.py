@@ -8,10 +8,11 @@
    (min_df 2, the lecture's network), measured in the browser.
 3. Streaming costs little: the examples/s of the same run (10 epochs by default) trained in the app (worker
    process, events streamed to the page that watches it) and through the CLI, alternating.
-Chromium is kept on the first core at the lowest priority (taskset -c 0, nice 19): in a class each browser
-runs on a student's own machine, not on the server, and Chromium drawing the live Plotly charts in software
-would otherwise take a whole core of this 2-core box from the training process (--same-priority to turn
-that off). Prints a table and one JSON line. Needs Debian's Chromium
+Chromium is kept on the first core (taskset -c 0): in a class each browser runs on a student's own machine,
+not on the server, and Chromium drawing the live Plotly charts in software would otherwise take a whole
+core of this 2-core box from the training process (--same-priority to turn that off). The `nice -n 19`
+beside it does not hold: Chromium sets its own threads back to nice 0 (seen with `ps -eLo ni,comm`); the
+core pinning does hold. Prints a table and one JSON line. Needs Debian's Chromium
 (/usr/bin/chromium) and the dev requirements.
 """
 

@@ -51,6 +51,7 @@ class WsSession:
         self._serving: list[float] = []  # the requests the fragment run in progress answers
         self._reader: asyncio.Task | None = None
         self._run_id = ""
+        self._closing = False
 
     # --- connection ----------------------------------------------------------------------------
     async def open(self, path: str = "/", timeout: float = 120) -> float:
@@ -67,6 +68,7 @@ class WsSession:
         return await self.goto(path, timeout)
 
     async def close(self) -> None:
+        self._closing = True
         for _, task in self.timers.values():
             task.cancel()
         self.timers.clear()
@@ -137,6 +139,8 @@ class WsSession:
             pass
         except Exception as exc:  # a load test reports it; it must not hang on it
             self.errors.append(f"{type(exc).__name__}: {exc}")
+        if not self._closing:  # a tab the server dropped would look frozen: say so
+            self.errors.append(f"the server closed the connection (code {self.ws.close_code})")
 
     def _handle(self, fmsg: ForwardMsg) -> None:
         kind = fmsg.WhichOneof("type")
@@ -226,6 +230,9 @@ class WsSession:
         async def tick():
             while True:
                 await asyncio.sleep(interval)
-                await self._rerun("fragment", fragment_id=fragment_id, wait=False)
+                try:
+                    await self._rerun("fragment", fragment_id=fragment_id, wait=False)
+                except websockets.ConnectionClosed:
+                    return  # the reader reports it
 
         self.timers[fragment_id] = (interval, asyncio.create_task(tick()))
