@@ -98,9 +98,6 @@ class WsSession:
         """Every element text on screen, in page order."""
         return "\n".join(self.texts[k][2] for k in sorted(self.texts))
 
-    def has(self, key: str) -> bool:
-        return key in self.widget_ids
-
     # --- protocol ------------------------------------------------------------------------------
     def _id(self, key: str) -> str:
         if key not in self.widget_ids:

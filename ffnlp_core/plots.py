@@ -129,10 +129,12 @@ def class_balance_figure(counts: list[int], class_names: list[str]) -> go.Figure
 
 
 def bar_figure(labels: list[str], values: list[float], title: str, xaxis: str = "") -> go.Figure:
+    """Horizontal bars, one per label, top to bottom in the given order."""
     fig = go.Figure(go.Bar(x=values, y=[_short(s) for s in labels], orientation="h", marker_color=COLORS[0]))
     fig.update_layout(
         title=title,
         xaxis_title=xaxis,
+        yaxis_type="category",  # words like "100" or "2024" are labels: Plotly would guess a number axis
         yaxis_autorange="reversed",
         **{**LAYOUT, "height": 120 + 22 * len(labels)},
     )
