@@ -164,6 +164,16 @@ def bare_main():
             sys.modules["__main__"] = main
 
 
+def _positive_env(name: str) -> int | None:
+    """A whole number of at least 1 from the environment; None when unset or empty."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{name} must be a whole number of at least 1, got {raw!r}")
+    return int(raw)
+
+
 def _slim(ds: Dataset) -> Dataset:
     """The data set without its texts: what a worker needs to train (smaller to send)."""
     return replace(ds, labeled=replace(ds.labeled, texts=[]))
@@ -272,7 +282,10 @@ class JobManager:
         self.store.mark_interrupted()
         cores = os.cpu_count() or 1
         self.threads_per_job = threads_per_job
-        self.max_concurrent = max_concurrent or max(1, cores // threads_per_job)
+        # FFNLP_MAX_CONCURRENT: the server's own limit, read here as FFNLP_WORKERS is (default: the cores)
+        self.max_concurrent = (
+            max_concurrent or _positive_env("FFNLP_MAX_CONCURRENT") or max(1, cores // threads_per_job)
+        )
         self.heartbeat_timeout = heartbeat_timeout
         self.max_in_memory = max_in_memory
         self.jobs: OrderedDict[str, Job] = OrderedDict()

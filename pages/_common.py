@@ -31,21 +31,9 @@ def manager() -> JobManager:
     """One JobManager per server process, shared by every session (never tied to a session's lifetime)."""
     # Training runs in worker processes: the pages never wait on a training loop for Python's GIL, and a
     # crashed run (even one the kernel kills) takes down only itself. FFNLP_WORKERS=thread for AppTest.
-    jm = JobManager(
-        mode=os.environ.get("FFNLP_WORKERS", "process"), max_concurrent=_env_int("FFNLP_MAX_CONCURRENT")
-    )
+    jm = JobManager(mode=os.environ.get("FFNLP_WORKERS", "process"))
     threading.Thread(target=_warm_up, name="ffnlp-warmup", daemon=True).start()
     return jm
-
-
-def _env_int(name: str) -> int | None:
-    """A positive whole number from the environment, or None (the default) when unset."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return None
-    if not raw.isdigit() or int(raw) < 1:
-        raise ValueError(f"{name} must be a whole number of at least 1, got {raw!r}")
-    return int(raw)
 
 
 def poll_seconds(factor: float = 1.0) -> float:
@@ -151,7 +139,7 @@ def restore_from_url(ws: Workspace) -> None:
     if urlstate.PARAM not in st.query_params:
         return
     try:
-        changed = urlstate.apply_to_workspace(ws, st.query_params, build=built_dataset)
+        changed = urlstate.apply_to_workspace(ws, st.query_params, build=shared_dataset)
     except urlstate.UrlStateError as exc:
         st.error(
             "This link's setup could not be used; your current settings stay.", icon=":material/link_off:"
@@ -176,24 +164,21 @@ def load_default_data(ws: Workspace) -> None:
     cfg = ws.config.data
     cfg.source, cfg.text_column, cfg.label_column = f"builtin:{name}", table.text_column, table.label_column
     ws.table, ws.upload_key, ws.data_name = table, f"builtin:{name}", f"built-in: {name}"
-    ws.dataset = shared_dataset(ws)
+    ws.dataset = shared_dataset(table, cfg, ws.upload_key)
     ws.dataset_key = dataset_key(ws)
 
 
-def shared_dataset(ws: Workspace):
-    """The data set for the workspace's table and settings, built once per server for everyone.
+def shared_dataset(table, cfg, upload_key: str):
+    """The data set for a table (from the file `upload_key` names) and data settings, built once per
+    server for everyone.
 
     A class opens the app at the same moment, every new session on the same built-in data (and students
     often upload the same file): building the bag of words per session was half of the server's script
     time in the 30-session load test. `dataset_key` names everything the data set depends on (the upload
     key holds the file's hash), and nothing changes a Dataset after it is built (the noise lab builds
-    its own), so sessions can share one. DataError propagates and is not cached.
+    its own), so sessions can share one. DataError propagates and is not cached. Same signature as
+    urlstate.apply_to_workspace's `build`.
     """
-    return built_dataset(ws.table, ws.config.data, ws.upload_key)
-
-
-def built_dataset(table, cfg, upload_key: str):
-    """shared_dataset for a table that is not in a workspace yet (a shared link being restored)."""
     return _dataset(_key(upload_key, cfg), table, cfg)
 
 

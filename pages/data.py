@@ -165,7 +165,7 @@ build_key = ui.dataset_key(ws)
 if ws.dataset_key != build_key or ws.dataset is None:
     try:
         with st.spinner("Splitting and counting words…"):
-            ws.dataset = ui.shared_dataset(ws)
+            ws.dataset = ui.shared_dataset(table, cfg, ws.upload_key)
         ws.dataset_key, ws.data_error = build_key, ""
     except DataError as exc:
         st.error(str(exc), icon=":material/error:")

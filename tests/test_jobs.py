@@ -167,3 +167,19 @@ def test_disk_use_is_bounded_but_never_drops_a_live_run(tmp_path, ds):
         assert finished[-1].run_id in ids
     finally:
         m.shutdown()
+
+
+def test_the_server_limit_on_concurrent_runs_comes_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("FFNLP_MAX_CONCURRENT", "3")
+    managers = [
+        JobManager(store=RunStore(tmp_path / f"r{i}"), mode="thread", max_concurrent=n)
+        for i, n in ((1, None), (2, 1))
+    ]
+    try:
+        assert [jm.max_concurrent for jm in managers] == [3, 1]  # an explicit argument wins
+    finally:
+        for jm in managers:
+            jm.shutdown()
+    monkeypatch.setenv("FFNLP_MAX_CONCURRENT", "zero")
+    with pytest.raises(ValueError, match="FFNLP_MAX_CONCURRENT must be a whole number"):
+        JobManager(store=RunStore(tmp_path / "r3"), mode="thread")
