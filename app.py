@@ -8,7 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from ffnlp_core import urlstate
+from ffnlp_core.session import urlstate
 from pages import _common as ui
 
 ui.leave_legacy_pages_mode()  # before anything is drawn (see its docstring)

@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 from conftest import CHROMIUM, CHROMIUM_ARGS, Server  # noqa: E402
 from helpers import click, key, nav, query, wait_for, wait_idle  # noqa: E402
 
-from ffnlp_core.store import RunStore  # noqa: E402
+from ffnlp_core.runs.store import RunStore  # noqa: E402
 
 DEFAULT_CSV = ROOT.parent / "shared" / "data" / "davidson_labeled_tweets.csv"
 LAST_STEP = """() => {

@@ -26,10 +26,11 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ffnlp_core.config import RunConfig  # noqa: E402
-from ffnlp_core.dataset import build_dataset, load_source  # noqa: E402
-from ffnlp_core.engine import build_model, schedule, train  # noqa: E402
-from ffnlp_core.events import Failed, Finished  # noqa: E402
+from ffnlp_core.config import RunConfig
+from ffnlp_core.data.dataset import build_dataset, load_source
+from ffnlp_core.events import Failed, Finished
+from ffnlp_core.train.loop import train
+from ffnlp_core.train.plan import build_model, schedule
 
 DEFAULT_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "davidson_labeled_tweets.csv"
 OFF = 10**9  # only step 1 is probed (the engine always probes the first step)

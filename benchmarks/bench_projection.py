@@ -66,8 +66,8 @@ def umap_child(path: str, warm: bool) -> None:
     the stall is that of this process (the server's view), the CPU that of the UMAP process."""
     import psutil
 
-    import ffnlp_core.jobs  # noqa: F401  (imported by the app before any warm-up: not part of the stall)
-    from ffnlp_core import projection
+    import ffnlp_core.runs.manager  # noqa: F401  (imported by the app before any warm-up: not part of the stall)
+    from ffnlp_core.inspect import projection
 
     out = {}
     x = np.load(path)
@@ -108,11 +108,11 @@ def trained_config(n_dev: int):
 
 def trained_run(n_dev: int):
     """A one-epoch relu [100, 100] run on 5 x n_dev interaction comments; its snapshots and data set."""
-    from ffnlp_core.data import read_table, to_labeled
-    from ffnlp_core.dataset import build_dataset
-    from ffnlp_core.engine import train
+    from ffnlp_core.data.dataset import build_dataset
+    from ffnlp_core.data.samples import sample_csv_bytes
+    from ffnlp_core.data.table import read_table, to_labeled
     from ffnlp_core.events import HiddenSnapshot
-    from ffnlp_core.samples import sample_csv_bytes
+    from ffnlp_core.train.loop import train
 
     cfg = trained_config(n_dev)
     table = read_table(sample_csv_bytes("interaction", n_rows=5 * n_dev), name="interaction")
@@ -125,7 +125,7 @@ def click(ds, snaps, run_id: str) -> dict:
     """The page's work from the click to three projections serialized (then the separation scores)."""
     import plotly.io as pio
 
-    from ffnlp_core import projection as pj
+    from ffnlp_core.inspect import projection as pj
 
     t0 = time.perf_counter()
     last = snaps[-1]
@@ -189,7 +189,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    from ffnlp_core import projection as pj
+    from ffnlp_core.inspect import projection as pj
 
     (ds, snaps), train_s, _ = timed(lambda: trained_run(a.rows))
     last = snaps[-1]

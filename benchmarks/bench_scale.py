@@ -50,10 +50,10 @@ def measure(path: str) -> dict:
     """Runs inside the child process: load, vectorize, train one epoch; time and peak RSS after each."""
     sys.path.insert(0, str(ROOT))
     from ffnlp_core.config import RunConfig
-    from ffnlp_core.data import load_labeled
-    from ffnlp_core.dataset import build_dataset
-    from ffnlp_core.engine import train
+    from ffnlp_core.data.dataset import build_dataset
+    from ffnlp_core.data.table import load_labeled
     from ffnlp_core.events import Finished
+    from ffnlp_core.train.loop import train
 
     out = {"start_mb": peak_mb()}
     t = time.perf_counter()

@@ -26,9 +26,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from lecture_baseline import DEFAULT_CSV, load_davidson_like, run_baseline, split  # noqa: E402
 
 from ffnlp_core.config import RunConfig  # noqa: E402
-from ffnlp_core.dataset import dataset_from_split  # noqa: E402
-from ffnlp_core.engine import train  # noqa: E402
+from ffnlp_core.data.dataset import dataset_from_split  # noqa: E402
 from ffnlp_core.events import Failed, Finished  # noqa: E402
+from ffnlp_core.train.loop import train  # noqa: E402
 
 
 def run_ours(ds, batch_size: int, probe_every: int = 0, seed: int = 0, device: str = "cpu") -> dict:

@@ -128,7 +128,7 @@ def davidson_path() -> Path | None:
 
 def load(name: str):
     from ffnlp_core.config import RunConfig
-    from ffnlp_core.dataset import build_dataset, load_source
+    from ffnlp_core.data.dataset import build_dataset, load_source
 
     cfg = RunConfig()
     if name == "davidson":  # the lecture's setup: --text-column tweet --label-column class --min-df 2
@@ -162,8 +162,8 @@ def load(name: str):
 def one_epoch(name: str, cfg, ds, device: str, engine: str, fast: bool) -> dict:
     import copy
 
-    from ffnlp_core.engine import train
     from ffnlp_core.events import Failed, Finished
+    from ffnlp_core.train.loop import train
 
     cfg = copy.deepcopy(cfg)
     cfg.train.device, cfg.train.engine, cfg.train.fast, cfg.train.epochs = device, engine, fast, 1

@@ -52,7 +52,7 @@ from conftest import CHROMIUM, CHROMIUM_ARGS, Server  # noqa: E402
 from helpers import click, key, wait_idle  # noqa: E402
 from ws_session import WsSession  # noqa: E402
 
-from ffnlp_core.store import RunStore  # noqa: E402
+from ffnlp_core.runs.store import RunStore  # noqa: E402
 
 QUEUE_TEXT = "Waiting in the queue"
 PROBE_PATHS = ("/data", "/model", "/train", "/")

@@ -77,6 +77,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     t.batch_size, t.epochs, t.eval_every = args.batch_size, args.epochs, args.eval_every
     t.device, t.engine, t.seed, t.probe_every = args.device, args.engine, args.seed, args.probe_every
     t.fast, t.skip_zero_grad, t.early_stopping_patience = not args.plain, args.skip_zero_grad, args.patience
+    if args.engine == "lightning":  # the manual engine trains on one device and ignores these, as before
+        t.devices, t.strategy, t.precision = args.devices, args.strategy, args.precision
     return cfg.validate()
 
 
@@ -112,23 +114,20 @@ class Progress:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .data import DataError
-    from .dataset import build_dataset, load_source
-    from .engine import build_model, check_fits, train
+    from .data.dataset import build_dataset, load_source
+    from .data.table import DataError
     from .events import Eval, Failed, Finished, Started, Steps
+    from .train.loop import train
+    from .train.plan import build_model, check_fits
 
     t0 = time.perf_counter()
     try:
         cfg = config_from_args(args)
         ds = build_dataset(load_source(cfg.data), cfg.data)
-        check_fits(cfg, ds)
+        cfg = check_fits(cfg, ds)
     except (DataError, ConfigError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if args.engine == "lightning" and (args.devices > 1 or args.strategy != "auto" or args.precision):
-        from .lightning_engine import set_distributed
-
-        set_distributed(devices=args.devices, strategy=args.strategy, precision=args.precision)
     progress, result, events, last_steps = Progress(), None, [], None
     model = build_model(cfg, ds)
     try:
@@ -159,7 +158,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 0
     summary = dict(result.summary, seconds=time.perf_counter() - t0)
     if args.save:
-        from .store import save_events
+        from .runs.store import save_events
 
         save_events(args.save, cfg, ds, events, model=model)
     if isinstance(result, Failed):

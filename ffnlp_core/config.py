@@ -11,13 +11,9 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-ACTIVATIONS: dict[str, str] = {
-    "none": "no activation: stacked layers stay one linear map (the lecture's network)",
-    "relu": "max(0, z)",
-    "tanh": "tanh(z), output in (-1, 1)",
-    "sigmoid": "1 / (1 + e^-z), output in (0, 1); its slope is at most 0.25",
-    "gelu": "z * Phi(z), a smooth ReLU",
-}
+from .nn import activations
+
+ACTIVATIONS: dict[str, str] = {k: a.description for k, a in activations.ACTIVATIONS.items()}  # the registry's
 OPTIMIZERS: dict[str, str] = {
     "adam": "Adam (the lecture's choice)",
     "adamw": "Adam with decoupled weight decay",
@@ -130,6 +126,10 @@ class TrainConfig:
     # Lightning engine: stop after this many evaluations without a better dev loss (0: off)
     early_stopping_patience: int = 0
     hard_examples: int = 0  # at each evaluation, report the k highest-loss training comments (0: off)
+    # Lightning engine, several devices: processes (1: one device), strategy ("auto", "ddp"), precision
+    devices: int = 1
+    strategy: str = "auto"
+    precision: str | None = None  # None: full float32 ("32-true"); e.g. "16-mixed", "bf16-mixed"
 
     def validate(self) -> None:
         _check(
@@ -153,6 +153,14 @@ class TrainConfig:
         _check(self.early_stopping_patience >= 0, "early-stopping patience must be 0 (off) or more")
         _check(
             0 <= self.hard_examples <= 1000, f"hard examples must be in [0, 1000], got {self.hard_examples}"
+        )
+        _check(self.devices >= 1, f"devices must be at least 1, got {self.devices}")
+        _check(
+            self.devices == 1
+            and self.strategy == "auto"
+            and self.precision is None
+            or self.engine == "lightning",
+            "several devices, a strategy or a precision need the Lightning engine (--engine lightning)",
         )
 
 

@@ -16,11 +16,12 @@ import time
 
 import streamlit as st
 
-from ffnlp_core import samples, urlstate
-from ffnlp_core.data import read_table, to_labeled
-from ffnlp_core.dataset import build_dataset
-from ffnlp_core.jobs import Job, JobManager, StoredRun
-from ffnlp_core.workspace import Workspace, Workspaces
+from ffnlp_core.data import samples
+from ffnlp_core.data.dataset import build_dataset
+from ffnlp_core.data.table import read_table, to_labeled
+from ffnlp_core.runs.manager import Job, JobManager, StoredRun
+from ffnlp_core.session import urlstate
+from ffnlp_core.session.workspace import Workspace, Workspaces
 
 POLL_SECONDS = 1.0  # how often a live view refreshes on a quiet server ...
 POLL_PER_ACTIVE_RUN, MAX_POLL_SECONDS = 0.2, 5.0  # ... and how it slows as runs pile up (25+ runs: 5 s)
@@ -87,11 +88,11 @@ def live_fragment(run_every: float | None, factor: float = 1.0):
 
 def _warm_up() -> None:
     """Compile the fast path's kernels and UMAP's numba code in the background at start-up."""
-    from ffnlp_core import kernels
+    from ffnlp_core.train import kernels
 
     kernels.warm_up()
     try:
-        from ffnlp_core import projection
+        from ffnlp_core.inspect import projection
 
         projection.warm_up_umap()
     except ImportError:

@@ -8,8 +8,10 @@ import hashlib
 import pandas as pd
 import streamlit as st
 
-from ffnlp_core import compare, plots, urlstate
-from ffnlp_core.store import BundleError, export_bundle
+from ffnlp_core.inspect import compare
+from ffnlp_core.plots import curves as plots
+from ffnlp_core.runs.store import BundleError, export_bundle
+from ffnlp_core.session import urlstate
 from pages import _common as ui
 
 ws = ui.workspace()

@@ -6,10 +6,11 @@ import hashlib
 import pandas as pd
 import streamlit as st
 
-from ffnlp_core import plots, samples
 from ffnlp_core.config import VECTORIZERS
-from ffnlp_core.data import DataError, read_table
-from ffnlp_core.dataset import examples_per_class, top_words
+from ffnlp_core.data import samples
+from ffnlp_core.data.dataset import examples_per_class, top_words
+from ffnlp_core.data.table import DataError, read_table
+from ffnlp_core.plots import curves as plots
 from pages import _common as ui
 
 ws = ui.workspace()

@@ -5,9 +5,9 @@ hidden layer, update/weight ratios, dead or saturated units, and a one-click com
 import pandas as pd
 import streamlit as st
 
-from ffnlp_core import gradients as gr
 from ffnlp_core.config import MAX_HIDDEN_LAYERS, ConfigError
-from ffnlp_core.engine import check_fits
+from ffnlp_core.inspect import gradients as gr
+from ffnlp_core.train.plan import check_fits
 from pages import _common as ui
 
 ws = ui.workspace()

@@ -7,11 +7,12 @@ import copy
 import numpy as np
 import streamlit as st
 
-from ffnlp_core import compare, plots
 from ffnlp_core.config import ConfigError, ModelConfig
-from ffnlp_core.data import DataError
-from ffnlp_core.dataset import build_dataset
-from ffnlp_core.engine import check_fits
+from ffnlp_core.data.dataset import build_dataset
+from ffnlp_core.data.table import DataError
+from ffnlp_core.inspect import compare
+from ffnlp_core.plots import curves as plots
+from ffnlp_core.train.plan import check_fits
 from pages import _common as ui
 
 ws = ui.workspace()

@@ -5,8 +5,10 @@ the current configuration, and what to do when one machine is not enough."""
 import pandas as pd
 import streamlit as st
 
-from ffnlp_core import codegen, lessons, plots, samples
-from ffnlp_core.dataset import build_dataset, load_source
+from ffnlp_core.data import samples
+from ffnlp_core.data.dataset import build_dataset, load_source
+from ffnlp_core.inspect import codegen, lessons
+from ffnlp_core.plots import curves as plots
 from pages import _common as ui
 
 ws = ui.workspace()
@@ -24,7 +26,7 @@ def lesson_data():
 
 @st.cache_data(show_spinner=False)
 def model_summary() -> str:
-    from ffnlp_core.lightning_engine import lightning_summary  # imports Lightning only when shown
+    from ffnlp_core.train.lightning import lightning_summary
 
     return lightning_summary(lessons.engine_configs()["lightning"], lesson_data())
 

@@ -4,9 +4,9 @@ the parameters sit. Changing a network that has already been trained asks before
 import pandas as pd
 import streamlit as st
 
-from ffnlp_core import plots
 from ffnlp_core.config import ACTIVATIONS, MAX_HIDDEN_LAYERS, ModelConfig
-from ffnlp_core.model import count_parameters
+from ffnlp_core.nn.model import count_parameters
+from ffnlp_core.plots import curves as plots
 from pages import _common as ui
 
 ws = ui.workspace()

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from ffnlp_core import explain
-from ffnlp_core.worker import WEIGHTS_EVERY_SECONDS
+from ffnlp_core.inspect import explain
+from ffnlp_core.runs.worker import WEIGHTS_EVERY_SECONDS
 from pages import _common as ui
 
 # A training run's model reaches the server at most every WEIGHTS_EVERY_SECONDS: polling faster redraws

@@ -6,7 +6,7 @@ separation score of every layer across layers and over training."""
 import pandas as pd
 import streamlit as st
 
-from ffnlp_core import projection as pj
+from ffnlp_core.inspect import projection as pj
 from pages import _common as ui
 
 ws = ui.workspace()

@@ -7,10 +7,10 @@ import time
 import pandas as pd
 import streamlit as st
 
-from ffnlp_core import plots
 from ffnlp_core.config import ENGINES, OPTIMIZERS, ConfigError
-from ffnlp_core.engine import check_fits
-from ffnlp_core.torchpath import available_devices
+from ffnlp_core.plots import curves as plots
+from ffnlp_core.train.devices import available_devices
+from ffnlp_core.train.plan import check_fits
 from pages import _common as ui
 
 ws = ui.workspace()

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from ffnlp_core.config import RunConfig
-from ffnlp_core.dataset import Dataset, build_dataset, load_source
-from ffnlp_core.engine import build_model, train
+from ffnlp_core.data.dataset import Dataset, build_dataset, load_source
+from ffnlp_core.train.loop import train
+from ffnlp_core.train.plan import build_model
 
 # Page tests never need UMAP: no UMAP process compiling numba in the background while tests run.
 # (The browser-test server turns it back on: tests/browser/conftest.py.)

@@ -12,7 +12,7 @@ import torch
 
 from ffnlp_core.cli import build_parser, config_from_args, main
 from ffnlp_core.config import ConfigError
-from ffnlp_core.store import RunStore
+from ffnlp_core.runs.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
 DAVIDSON = ROOT.parent / "shared" / "data" / "davidson_labeled_tweets.csv"
@@ -111,8 +111,8 @@ def test_save_writes_a_run_folder_the_store_can_read(trained):
     model, vec, classes = store.load_model("cli-run")
     assert classes == ["not toxic", "toxic"] and vec.vocab_size == 78
     # the saved model gives the dev accuracy the run reported
-    from ffnlp_core.dataset import build_dataset, load_source
-    from ffnlp_core.torchpath import evaluate
+    from ffnlp_core.data.dataset import build_dataset, load_source
+    from ffnlp_core.train.evaluate import evaluate
 
     ds = build_dataset(load_source(cfg.data), cfg.data)
     res = evaluate(model, ds.x_dev, ds.y_dev, torch.device("cpu"))

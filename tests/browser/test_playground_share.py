@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from helpers import IDLE, choose, click, goto, key, nav, query, selected, wait_for, wait_idle
 
-from ffnlp_core import urlstate
+from ffnlp_core.session import urlstate
 
 HOSTILE = "<script>window.__pwned = 1</script> that jerk chicken <b>zebra</b> at lunch"
 VIEWPORT = {"width": 1400, "height": 1000}

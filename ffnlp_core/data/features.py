@@ -1,0 +1,104 @@
+"""Bag-of-words features with scikit-learn conventions: `fit` learns the vocabulary, `transform` is pure.
+
+Output is a scipy CSR matrix of float32 (rows x vocabulary) and stays sparse all the way to the model:
+a dense matrix of the whole data set (24k rows x 10k words = 1 GB in float32) is never built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+
+from ..config import VECTORIZERS
+from .table import DataError
+
+TOKEN_PATTERN = r"(?u)\b\w\w+\b"  # scikit-learn's default: words of two or more letters or digits
+
+
+class BagOfWords:
+    """Turns comments into word-count vectors (counts, binary or tf-idf; words or words and pairs)."""
+
+    def __init__(
+        self, kind: str = "counts", ngram_max: int = 1, min_df: int = 1, max_features: int | None = None
+    ):
+        self.kind = kind
+        self.ngram_max = ngram_max
+        self.min_df = min_df
+        self.max_features = max_features
+
+    def _make(self):
+        if self.kind not in VECTORIZERS:
+            raise ValueError(f"unknown vectorizer {self.kind!r}; use one of {list(VECTORIZERS)}")
+        common = dict(
+            ngram_range=(1, self.ngram_max),
+            min_df=self.min_df,
+            max_features=self.max_features,
+            token_pattern=TOKEN_PATTERN,
+            dtype=np.float32,
+        )
+        if self.kind == "tfidf":
+            return TfidfVectorizer(**common)
+        return CountVectorizer(binary=self.kind == "binary", **common)
+
+    def fit(self, texts: Sequence[str]) -> BagOfWords:
+        """Learn the vocabulary from the training comments only."""
+        self.vectorizer_ = self._make()
+        try:
+            self.vectorizer_.fit(texts)
+        except (
+            ValueError
+        ) as exc:  # scikit-learn: "empty vocabulary" / "max_df corresponds to < documents than min_df"
+            raise DataError(
+                f"no words are left in the vocabulary ({exc}). Lower min_df (now {self.min_df}) "
+                "or check that the text column really holds text."
+            ) from exc
+        self.vocabulary_ = list(self.vectorizer_.get_feature_names_out())
+        self.index_ = self.vectorizer_.vocabulary_
+        return self
+
+    def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
+        """Comments -> CSR matrix (rows, vocabulary), float32, with sorted column indices."""
+        x = self.vectorizer_.transform(texts).tocsr().astype(np.float32)
+        x.sort_indices()
+        return x
+
+    def analyze(self, text: str) -> list[str]:
+        """The tokens (and pairs, with n-grams) that the vectorizer sees in one comment, in order."""
+        return list(self.vectorizer_.build_analyzer()(text))
+
+    def tokenize(self, text: str) -> list[str]:
+        """Single words as the vectorizer splits them (lowercased), in order; for the playground."""
+        return list(self.vectorizer_.build_tokenizer()(self.vectorizer_.build_preprocessor()(text)))
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocabulary_)
+
+    def state(self) -> dict:
+        """JSON-able settings and learned vocabulary (and idf weights for tf-idf), to rebuild it later."""
+        idf = getattr(self.vectorizer_, "idf_", None)
+        return {
+            "kind": self.kind,
+            "ngram_max": self.ngram_max,
+            "min_df": self.min_df,
+            "max_features": self.max_features,
+            "vocabulary": self.vocabulary_,
+            "idf": None if idf is None else [float(v) for v in idf],
+        }
+
+    @classmethod
+    def from_state(cls, state: dict) -> BagOfWords:
+        """The fitted vectorizer back from `state()` (no refitting, no pickling)."""
+        bow = cls(state["kind"], state["ngram_max"], state["min_df"], state["max_features"])
+        vec = bow._make()
+        vec.set_params(vocabulary=list(state["vocabulary"]), min_df=1, max_features=None)
+        vec.fit([" ".join(state["vocabulary"][:1])])  # fixes the vocabulary; idf is replaced below
+        if state["kind"] == "tfidf":
+            vec.idf_ = np.asarray(state["idf"], np.float64)
+        bow.vectorizer_ = vec
+        bow.vocabulary_ = list(vec.get_feature_names_out())
+        bow.index_ = vec.vocabulary_
+        return bow

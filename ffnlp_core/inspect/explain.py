@@ -1,0 +1,248 @@
+"""Why did the network say that? Word effects measured through the whole network, never read off layer_0.
+
+- `explain(p, text)`: the prediction for one comment and each word's occlusion effect: the change in the
+  class probabilities when every occurrence of the word is removed (with word pairs, the pairs it is in go
+  too) and the comment is vectorized again. Words the vectorizer does not know change nothing: "ignored".
+- `solo_effects(p)`: for every vocabulary word, P(class | a comment of only that word) - P(class | empty).
+- `average_effect` / `company_effects`: a word's mean occlusion effect over real comments, and how it
+  depends on the company it keeps ("jerk" alone is an insult, beside "chicken" it is a dish).
+- `render_html`: the comment with its words colored by effect; every piece of user text is html-escaped.
+
+All of it runs on a frozen CPU copy of the model (`predictor`), so a run that is still training can be
+explained without racing the worker's in-place weight updates, and dropout is off.
+"""
+
+from __future__ import annotations
+
+import copy
+import html
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from ..data.features import BagOfWords
+from ..nn.inputs import to_torch_csr
+from ..nn.model import FeedForwardClassifier
+
+_PLACEHOLDER = "ffnlpremovedword"  # stands where a removed word was: unknown, so it breaks word pairs
+
+
+@dataclass(frozen=True)
+class Predictor:
+    """A frozen CPU copy of a trained model, its vectorizer and its class names."""
+
+    model: FeedForwardClassifier
+    vectorizer: BagOfWords
+    classes: list[str]
+
+    @property
+    def vocabulary(self) -> dict[str, int]:
+        return self.vectorizer.index_
+
+
+def predictor(model: FeedForwardClassifier, vectorizer: BagOfWords, classes: list[str]) -> Predictor:
+    """Copy the model to the CPU in eval mode (the original keeps training undisturbed)."""
+    frozen = copy.deepcopy(model).cpu().eval()
+    for p in frozen.parameters():
+        p.requires_grad_(False)
+    return Predictor(frozen, vectorizer, list(classes))
+
+
+@torch.no_grad()
+def weights_fingerprint(model: FeedForwardClassifier) -> float:
+    """A number that changes whenever the weights do (the output layer's sum): cheap enough to poll, so a
+    page can tell when a training run's model was refreshed."""
+    out = model.output_layer
+    return float(out.weight.double().sum() + out.bias.double().sum())
+
+
+@torch.no_grad()
+def predict_rows(p: Predictor, x: sp.csr_matrix, chunk: int = 8192) -> np.ndarray:
+    """Class probabilities (rows, C) for bag-of-words rows."""
+    out = []
+    for s in range(0, x.shape[0], chunk):
+        logits, _ = p.model(to_torch_csr(x[s : s + chunk]))
+        out.append(torch.softmax(logits, dim=1).numpy())
+    return np.concatenate(out) if out else np.zeros((0, len(p.classes)), np.float32)
+
+
+def predict_proba(p: Predictor, texts: list[str]) -> np.ndarray:
+    """Class probabilities (len(texts), C) for raw comments."""
+    return predict_rows(p, p.vectorizer.transform(texts))
+
+
+# --- one comment -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Piece:
+    """A stretch of the comment: a word (word set) or the text between words (word None)."""
+
+    text: str  # as written
+    word: str | None  # the vectorizer's token (lowercased)
+    ignored: bool = False  # removing it changes nothing the network sees (outside the vocabulary)
+
+
+@dataclass
+class Explanation:
+    text: str
+    classes: list[str]
+    probs: np.ndarray  # (C,) P(class | comment)
+    pieces: list[Piece]
+    words: list[str]  # distinct tokens, in order of first appearance
+    effects: np.ndarray  # (len(words), C): P(class | comment) - P(class | comment without the word)
+    ignored: set[str]
+
+    @property
+    def predicted(self) -> int:
+        return int(np.argmax(self.probs))
+
+    def effect(self, word: str, target: int) -> float:
+        return float(self.effects[self.words.index(word), target])
+
+    def table(self, target: int) -> list[dict]:
+        """One row per distinct word, strongest effect on P(target) first."""
+        rows = [
+            {
+                "word": w,
+                "effect": float(self.effects[i, target]),
+                "count": sum(pc.word == w for pc in self.pieces),
+                "in vocabulary": w not in self.ignored,
+            }
+            for i, w in enumerate(self.words)
+        ]
+        return sorted(rows, key=lambda r: -abs(r["effect"]))
+
+
+def _placeholder(vocabulary: dict[str, int]) -> str:
+    """A token no vocabulary entry (word or pair) contains."""
+    used = {t for feature in vocabulary for t in feature.split(" ")}
+    token, i = _PLACEHOLDER, 0
+    while token in used:
+        i += 1
+        token = f"{_PLACEHOLDER}{i}"
+    return token
+
+
+def split_pieces(vectorizer: BagOfWords, text: str) -> tuple[list[Piece], list[str]]:
+    """The comment cut into words (as the vectorizer tokenizes it) and the text between them."""
+    tokens = vectorizer.tokenize(text)
+    pattern = re.compile(vectorizer.vectorizer_.token_pattern)
+    matches = list(pattern.finditer(text))
+    if [m.group().lower() for m in matches] != tokens:  # unusual casing rules: show the tokens alone
+        pieces = []
+        for i, t in enumerate(tokens):
+            pieces += [Piece(" ", None)] * (i > 0) + [Piece(t, t)]
+        return pieces, tokens
+    pieces, at = [], 0
+    for m, t in zip(matches, tokens, strict=True):
+        if m.start() > at:
+            pieces.append(Piece(text[at : m.start()], None))
+        pieces.append(Piece(m.group(), t))
+        at = m.end()
+    if at < len(text):
+        pieces.append(Piece(text[at:], None))
+    return pieces, tokens
+
+
+def occlusion_texts(vectorizer: BagOfWords, tokens: list[str], words: list[str]) -> list[str]:
+    """The comment as the vectorizer reads it, then once per word with that word's every occurrence
+    replaced by an unknown token (so its pairs vanish too and no new pair forms across the gap)."""
+    hole = _placeholder(vectorizer.index_)
+    return [" ".join(tokens)] + [" ".join(hole if t == w else t for t in tokens) for w in words]
+
+
+def explain(p: Predictor, text: str) -> Explanation:
+    """The prediction for `text` and each distinct word's occlusion effect on every class probability."""
+    pieces, tokens = split_pieces(p.vectorizer, text)
+    words = list(dict.fromkeys(tokens))
+    x = p.vectorizer.transform(occlusion_texts(p.vectorizer, tokens, words))  # (1 + words, vocab)
+    probs = predict_rows(p, x)
+    same = [(x[i + 1] != x[0]).nnz == 0 for i in range(len(words))]
+    ignored = {w for w, s in zip(words, same, strict=True) if s}
+    pieces = [Piece(pc.text, pc.word, pc.word in ignored) for pc in pieces]
+    effects = probs[:1] - probs[1:]  # (words, C)
+    effects[[i for i, s in enumerate(same) if s]] = 0.0  # same input: exactly no effect
+    return Explanation(text, p.classes, probs[0], pieces, words, effects, ignored)
+
+
+# --- rendering -------------------------------------------------------------------------------------
+def effect_color(effect: float, scale: float) -> str:
+    """Green for words that raise the probability, red for words that lower it; alpha by strength."""
+    a = 0.0 if scale <= 0 else min(1.0, abs(effect) / scale)
+    rgb = "22,163,74" if effect > 0 else "220,38,38"
+    return f"rgba({rgb},{0.12 + 0.6 * a:.2f})" if a > 0.01 else "transparent"
+
+
+def render_html(e: Explanation, target: int) -> str:
+    """The comment as HTML, words colored by their effect on P(target). Every piece of user text goes
+    through html.escape, so a comment holding markup shows as the literal characters typed."""
+    scale = float(np.abs(e.effects[:, target]).max()) if len(e.words) else 0.0
+    out = []
+    for pc in e.pieces:
+        shown = html.escape(pc.text)
+        if pc.word is None:
+            out.append(shown)
+        elif pc.ignored:
+            out.append(
+                '<span class="ffnlp-ignored" title="not in the vocabulary: ignored" style="color:#9ca3af;'
+                f'text-decoration:line-through dotted">{shown}</span>'
+            )
+        else:
+            eff = e.effect(pc.word, target)
+            out.append(
+                f'<span class="ffnlp-word" title="{eff:+.3f}" style="background:{effect_color(eff, scale)};'
+                f'border-radius:4px;padding:1px 3px">{shown}</span>'
+            )
+    return (
+        '<div class="ffnlp-explained" style="font-size:1.25rem;line-height:2.1;white-space:pre-wrap">'
+        + "".join(out)
+        + "</div>"
+    )
+
+
+# --- the vocabulary --------------------------------------------------------------------------------
+def solo_effects(p: Predictor) -> tuple[list[str], np.ndarray]:
+    """Single words of the vocabulary and P(class | only that word) - P(class | empty comment), (n, C)."""
+    words = [w for w in p.vectorizer.vocabulary_ if " " not in w]
+    probs = predict_proba(p, ["", *words])
+    return words, probs[1:] - probs[:1]
+
+
+def top_words(words: list[str], effects: np.ndarray, target: int, k: int = 10) -> list[tuple[str, float]]:
+    """The k words that raise P(target) the most."""
+    order = np.argsort(-effects[:, target], kind="stable")[:k]
+    return [(words[i], float(effects[i, target])) for i in order]
+
+
+def average_effect(p: Predictor, word: str, texts: list[str], max_texts: int = 300) -> tuple[np.ndarray, int]:
+    """Mean occlusion effect (C,) of `word` over the comments (up to max_texts) that contain it, and
+    how many there were. NaN when none does."""
+    hits = [t for t in texts if word in p.vectorizer.tokenize(t)][:max_texts]
+    if not hits:
+        return np.full(len(p.classes), np.nan), 0
+    pairs = [occlusion_texts(p.vectorizer, p.vectorizer.tokenize(t), [word]) for t in hits]
+    probs = predict_proba(p, [s for pair in pairs for s in pair]).reshape(len(hits), 2, -1)
+    return (probs[:, 0] - probs[:, 1]).mean(axis=0), len(hits)
+
+
+def company_effects(p: Predictor, word: str, partner: str, texts: list[str]) -> dict:
+    """How `word`'s effect depends on `partner`: probabilities of the four minimal comments ("", word,
+    partner, "word partner") and the word's mean occlusion effect in real comments without / with partner."""
+    minimal = ["", word, partner, f"{word} {partner}"]
+    probs = predict_proba(p, minimal)
+    without = [t for t in texts if partner not in p.vectorizer.tokenize(t)]
+    with_partner = [t for t in texts if partner in p.vectorizer.tokenize(t)]
+    alone, n_alone = average_effect(p, word, without)
+    together, n_together = average_effect(p, word, with_partner)
+    return {
+        "comments": minimal,
+        "probs": probs,  # (4, C)
+        "effect_alone": probs[1] - probs[0],  # adding word to an empty comment
+        "effect_with_partner": probs[3] - probs[2],  # adding word to a comment holding partner
+        "dev_alone": alone,
+        "n_alone": n_alone,
+        "dev_with_partner": together,
+        "n_with_partner": n_together,
+    }

@@ -1,0 +1,1 @@
+"""Plotly figure builders (pure functions of plain data, testable without a browser)."""

@@ -1,0 +1,216 @@
+"""The CPU fast path: one training step with hand-derived backpropagation on numpy views of the model's
+own parameters, and lazy (touched-rows-only) optimizer updates for the sparse first layer.
+
+It computes the same function and the same gradients as `loss.backward()` on `FeedForwardClassifier`
+(tests check both against torch.autograd); it exists because at batch 32 PyTorch's per-operation
+overhead, not arithmetic, dominates a step (see benchmarks/bench_train.py). The parameters stay torch
+tensors: the model is an ordinary nn.Module before, during and after training.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from scipy.special import erf, expit
+
+from ..config import TrainConfig
+from ..nn.model import FeedForwardClassifier
+from . import kernels
+from .probes import Probe, slope_stats
+
+_SQRT2 = np.float32(np.sqrt(2.0))
+
+
+_INV_SQRT_2PI = np.float32(1.0 / np.sqrt(2.0 * np.pi))
+
+
+def activate(name: str, z: np.ndarray) -> np.ndarray:
+    """h = act(z), float32."""
+    if name == "none":
+        return z
+    if name == "relu":
+        return np.maximum(z, 0)
+    if name == "tanh":
+        return np.tanh(z)
+    if name == "sigmoid":
+        return expit(z)
+    if name == "gelu":
+        return z * (0.5 * (1 + erf(z / _SQRT2)))
+    raise ValueError(f"unknown activation {name!r}")
+
+
+def slope(name: str, z: np.ndarray, h: np.ndarray) -> np.ndarray | None:
+    """act'(z), or None where it is 1 everywhere."""
+    if name == "none":
+        return None
+    if name == "relu":
+        return (z > 0).astype(np.float32)
+    if name == "tanh":
+        return 1 - h * h
+    if name == "sigmoid":
+        return h * (1 - h)
+    if name == "gelu":
+        return 0.5 * (1 + erf(z / _SQRT2)) + z * _INV_SQRT_2PI * np.exp(-0.5 * z * z)
+    raise ValueError(f"unknown activation {name!r}")
+
+
+class FastCpuStepper:
+    """Forward, backward and update for one batch of rows of the epoch-ordered training matrix."""
+
+    path = "fast-cpu"
+
+    def __init__(self, model: FeedForwardClassifier, cfg: TrainConfig, seed: int):
+        kernels.warm_up()
+        self.model, self.act = model, model.activation_name
+        self.p_drop = float(model.dropout_p)
+        self.kind = kernels.OPTIMIZER_CODES[cfg.optimizer]
+        self.lr, self.wd, self.momentum = cfg.lr, cfg.weight_decay, cfg.momentum
+        self.b1, self.b2, self.eps = 0.9, 0.999, 1e-8  # torch.optim.Adam defaults
+        self.t = 0
+        self.rng = np.random.default_rng(seed)
+        layers = model.linear_layers()
+        first = layers[0]
+        self.w0 = first.weight.detach().numpy()  # (vocab, H0), shares memory with the model
+        vocab, width0 = self.w0.shape
+        self.w0_s1, self.w0_s2 = np.zeros_like(self.w0), np.zeros_like(self.w0)
+        self.t = 0
+        self.resync()
+        self.slot = np.full(vocab, -1, np.int64)
+        self.rows = np.zeros(vocab, np.int64)
+        self.row_grad = np.zeros((vocab, width0), np.float32)  # only [:n] is used
+        # All other parameters become views into one flat buffer, so one kernel call updates them all.
+        dense = [first.bias] + [p for layer in layers[1:] for p in (layer.weight, layer.bias)]
+        total = sum(p.numel() for p in dense)
+        self.flat = torch.zeros(total)
+        self.flat_grad = np.zeros(total, np.float32)
+        offset, views = 0, []
+        for p in dense:
+            n = p.numel()
+            self.flat[offset : offset + n].copy_(p.detach().reshape(-1))
+            p.data = self.flat[offset : offset + n].view_as(p)
+            views.append((offset, n))
+            offset += n
+        self.flat_np = self.flat.numpy()
+        self.flat_s1, self.flat_s2 = np.zeros_like(self.flat_np), np.zeros_like(self.flat_np)
+        grad_view = [self.flat_grad[o : o + n] for o, n in views]
+        self.b0, self.b0_grad = self.flat_np[views[0][0] : views[0][0] + views[0][1]], grad_view[0]
+        self.dense = []  # (W (out,in), b, dW, db) for layer_1 ... output_layer
+        # where each dense W starts in the flat buffers, and its size (for the probes)
+        self.w_starts = np.array([views[1 + 2 * i][0] for i in range(len(layers) - 1)], np.int64)
+        self.w_sizes = np.array([views[1 + 2 * i][1] for i in range(len(layers) - 1)], np.int64)
+        for i, layer in enumerate(layers[1:]):
+            (ow, _), (ob, nb) = views[1 + 2 * i], views[2 + 2 * i]
+            shape = tuple(layer.weight.shape)
+            self.dense.append(
+                (
+                    self.flat_np[ow : ow + layer.weight.numel()].reshape(shape),
+                    self.flat_np[ob : ob + nb],
+                    grad_view[1 + 2 * i].reshape(shape),
+                    grad_view[2 + 2 * i],
+                )
+            )
+        self.layer_numel = np.array([self.w0.size] + [w.size for w, _, _, _ in self.dense], np.float64)
+
+    def begin_epoch(self, x: sp.csr_matrix, y: np.ndarray) -> None:
+        """x, y: the training rows in this epoch's order."""
+        self.indptr = x.indptr.astype(np.int64)
+        self.indices = x.indices.astype(np.int64)
+        self.data = x.data.astype(np.float32)
+        self.y = y
+        n_classes = self.model.n_classes
+        self.onehot = np.eye(n_classes, dtype=np.float32)[y]
+
+    def step(self, start: int, stop: int, probe: bool = False) -> tuple[float, int, Probe | None]:
+        """Train on rows start..stop-1. Returns (mean loss, correct predictions, probe or None)."""
+        b = stop - start
+        n_hidden = len(self.model.hidden_sizes)
+        # forward: zs[i] (B, width_i), hs[i] = act(zs[i]), inputs[i] = what layer i+1 reads (after dropout)
+        z = np.empty((b, self.w0.shape[1]), np.float32)
+        kernels.sparse_forward(self.indptr, self.indices, self.data, start, stop, self.w0, self.b0, z)
+        zs, hs, masks, inputs = [z], [], [], []
+        for w, bias, _, _ in self.dense:
+            h = activate(self.act, zs[-1])
+            hs.append(h)
+            if self.p_drop > 0:
+                mask = (self.rng.random(h.shape, dtype=np.float32) >= self.p_drop) / np.float32(
+                    1 - self.p_drop
+                )
+                masks.append(mask)
+                h = h * mask
+            inputs.append(h)
+            z = h @ w.T  # (B, out)
+            z += bias
+            zs.append(z)
+        logits = zs[-1]  # (B, C)
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        exp = np.exp(shifted)
+        total = exp.sum(axis=1, keepdims=True)
+        onehot = self.onehot[start:stop]
+        loss = float(np.log(total).sum() - np.vdot(shifted, onehot)) / b  # mean cross-entropy
+        correct = int(np.count_nonzero(logits.argmax(axis=1) == self.y[start:stop]))
+        # backward: dz = dL/dz at each layer's pre-activation, from the output down
+        dz = (exp / total - onehot) / np.float32(b)
+        signals = [] if probe else None
+        slopes = [None] * n_hidden  # act'(z) of each hidden layer, kept for the probe's activation statistics
+        for i in range(len(self.dense) - 1, -1, -1):
+            w, _, dw, db = self.dense[i]
+            if probe:
+                signals.append(_signal(dz))
+            np.dot(dz.T, inputs[i], out=dw)
+            dz.sum(axis=0, out=db)
+            dh = dz @ w  # (B, in)
+            if masks:
+                dh *= masks[i]
+            s = slope(self.act, zs[i], hs[i])
+            slopes[i] = s
+            dz = dh if s is None else dh * s
+        if probe:
+            signals.append(_signal(dz))
+        dz.sum(axis=0, out=self.b0_grad)
+        n = kernels.sparse_backward(
+            self.indptr, self.indices, self.data, start, stop, dz, self.slot, self.rows, self.row_grad
+        )
+        if probe and self.w0_sq_at != self.t:
+            self.resync()  # ||W0||^2 is tracked incrementally only across consecutive probed steps
+        # update
+        self.t += 1
+        bc1, bc2 = 1 - self.b1**self.t, 1 - self.b2**self.t
+        args = (self.kind, self.lr, self.b1, self.b2, self.eps, self.wd, self.momentum, bc1, bc2)
+        g0 = self.row_grad[:n]
+        row_grad_sq = float(np.vdot(g0, g0)) if probe else 0.0
+        row_du2, row_dw2 = kernels.update_rows(
+            self.w0, self.w0_s1, self.w0_s2, self.rows, self.row_grad, n, *args
+        )
+        if not probe:
+            kernels.update_flat(self.flat_np, self.flat_s1, self.flat_s2, self.flat_grad, *args)
+            return loss, correct, None
+        grad_sq, update_sq, weight_sq = kernels.update_flat_probed(
+            self.flat_np, self.flat_s1, self.flat_s2, self.flat_grad, self.w_starts, self.w_sizes, *args
+        )
+        self.w0_sq += row_dw2
+        self.w0_sq_at = self.t
+        dead, saturated = slope_stats(self.act, slopes)
+        return (
+            loss,
+            correct,
+            Probe(
+                grad_sq=np.concatenate(([row_grad_sq], grad_sq)),
+                numel=self.layer_numel,
+                signal=np.array(signals[::-1]),
+                update_sq=np.concatenate(([row_du2], update_sq)),
+                weight_sq=np.concatenate(([self.w0_sq], weight_sq)),
+                dead=dead,
+                saturated=saturated,
+            ),
+        )
+
+    def resync(self) -> None:
+        """Recompute ||W0||^2 exactly (it is then tracked incrementally while every step is probed)."""
+        self.w0_sq = float(np.vdot(self.w0, self.w0))
+        self.w0_sq_at = self.t
+
+
+def _signal(dz: np.ndarray) -> float:
+    """Mean over examples of the norm of each example's own loss gradient (dz is of the batch mean)."""
+    return kernels.mean_row_norm(dz) * dz.shape[0]

@@ -1,0 +1,64 @@
+"""Page tests (AppTest) of Representations (/representations): a finished run projected, then read back."""
+
+import threading
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def app_env(tmp_path, monkeypatch):
+    import streamlit as st
+
+    monkeypatch.setenv("FFNLP_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("FFNLP_WORKERS", "thread")
+    monkeypatch.setenv("FFNLP_UMAP", "0")  # the app's start-up warm-up: no UMAP process for a PCA test
+    st.cache_resource.clear()
+    yield
+    from pages import _common as ui
+
+    ui.manager().shutdown()
+    for thread in threading.enumerate():  # the warm-up reads FFNLP_UMAP: let it finish before it is unset
+        if thread.name == "ffnlp-warmup":
+            thread.join(60)
+    st.cache_resource.clear()
+
+
+def test_page_projects_a_finished_run_and_lists_nothing_until_a_selection(app_env):
+    from streamlit.testing.v1 import AppTest
+
+    from ffnlp_core.config import RunConfig
+    from pages import _common as ui
+
+    at = AppTest.from_file(str(ROOT / "pages" / "representations.py"), default_timeout=60)
+    at.run()
+    assert not at.exception and "No run yet" in at.info[0].value
+    cfg = RunConfig()
+    cfg.model.hidden_sizes, cfg.model.activation = [16, 8], "relu"
+    cfg.train.device, cfg.train.snapshot_rows = "cpu", 200
+    sid = at.session_state["sid"]  # the page's workspace: start a run in it as the Train page would
+    workspace = ui.workspaces().get(sid)
+    job = ui.manager().submit(cfg, workspace.dataset, owner=sid)
+    workspace.remember_run(job.run_id)
+    assert job.wait(60) and job.status == "finished"
+    at.run()
+    assert not at.exception and "Press **Project**" in at.info[0].value
+    at.button(key="repr_project").click().run()
+    assert not at.exception, at.exception
+    charts = at.get("plotly_chart")
+    assert len(charts) == 5  # input, h0, h1 and the two separation charts
+    assert at.multiselect(key="repr_layers").value == ["input", "h0", "h1"]
+    assert "200 dev comments" in " ".join(c.value for c in at.caption)
+    assert not at.get("arrow_data_frame")  # nothing selected yet
+    assert at.select_slider(key="repr_snapshot").value == job.read(lambda h: h.snapshots[-1].step)
+    # after a restart the run is read back from disk: its newest snapshot, the input rebuilt from the
+    # stored comments with the saved vectorizer, no slider
+    ui.manager().shutdown()
+    ui.manager.clear()
+    at.run()
+    assert not at.exception, at.exception
+    assert type(ui.manager().open_run(job.run_id)).__name__ == "StoredRun"
+    assert len(at.get("plotly_chart")) == 5 and not at.get("select_slider")
+    assert "keeps only its newest snapshot" in " ".join(c.value for c in at.caption)
