@@ -109,8 +109,9 @@ def trained_config(n_dev: int):
 def trained_run(n_dev: int):
     """A one-epoch relu [100, 100] run on 5 x n_dev interaction comments; its snapshots and data set."""
     from ffnlp_core.data.dataset import build_dataset
+    from ffnlp_core.data.labels import to_labeled
+    from ffnlp_core.data.reading import read_table
     from ffnlp_core.data.samples import sample_csv_bytes
-    from ffnlp_core.data.table import read_table, to_labeled
     from ffnlp_core.events import HiddenSnapshot
     from ffnlp_core.train.loop import train
 
@@ -126,21 +127,22 @@ def click(ds, snaps, run_id: str) -> dict:
     import plotly.io as pio
 
     from ffnlp_core.inspect import projection as pj
+    from ffnlp_core.plots import representations as rplots
 
     t0 = time.perf_counter()
     last = snaps[-1]
     rows = last.dev_rows
     texts = [ds.dev_text(int(i)) for i in rows]
-    points = pj.point_data(rows, texts, ds.y_dev[rows], last.probs, ds.class_names)
+    points = rplots.point_data(rows, texts, ds.y_dev[rows], last.probs, ds.class_names)
     raw = ds.x_dev[rows]
     sizes = 0
     for layer in (pj.INPUT, "h0", "h1"):
         coords, _ = pj.embedding(run_id, snaps, len(snaps) - 1, layer, "pca", raw=raw)
-        sizes += len(pio.to_json(pj.scatter_figure(coords, points, "gold", layer), validate=False))
+        sizes += len(pio.to_json(rplots.scatter_figure(coords, points, "gold", layer), validate=False))
     first = time.perf_counter() - t0
     table = pj.separation_table(run_id, snaps, ds.y_dev[rows], raw=raw)
-    pj.layers_figure(table, len(snaps) - 1, ["h0", "h1"], pj.chance(ds.y_dev[rows]))
-    pj.training_figure(table, ["h0", "h1"], pj.chance(ds.y_dev[rows]))
+    rplots.layers_figure(table, len(snaps) - 1, ["h0", "h1"], pj.chance(ds.y_dev[rows]))
+    rplots.training_figure(table, ["h0", "h1"], pj.chance(ds.y_dev[rows]))
     return {
         "first": first,
         "total": time.perf_counter() - t0,

@@ -51,7 +51,7 @@ def measure(path: str) -> dict:
     sys.path.insert(0, str(ROOT))
     from ffnlp_core.config import RunConfig
     from ffnlp_core.data.dataset import build_dataset
-    from ffnlp_core.data.table import load_labeled
+    from ffnlp_core.data.labels import load_labeled
     from ffnlp_core.events import Finished
     from ffnlp_core.train.loop import train
 

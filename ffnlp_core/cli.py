@@ -2,7 +2,8 @@
 
     python -m ffnlp_core train --csv PATH --text-column tweet --label-column class --epochs 1 --json
 
-Progress goes to stderr; with --json, stdout is one JSON object. Bad input: one line on stderr, exit 2.
+Progress (a tqdm bar of steps) goes to stderr; with --json, stdout is one JSON object. Bad input: one line on
+stderr, exit 2. The run's settings are checked once, by plan.prepare, once the data is loaded.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import json
 import math
 import sys
 import time
+
+from tqdm import tqdm
 
 from .config import ACTIVATIONS, DEVICES, ENGINES, OPTIMIZERS, VECTORIZERS, ConfigError, RunConfig
 
@@ -60,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """The arguments as a RunConfig, not yet checked (plan.prepare checks it against the data)."""
     cfg = RunConfig()
     d, m, t = cfg.data, cfg.model, cfg.train
     d.source = args.csv or f"builtin:{args.sample}"
@@ -79,56 +83,74 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     t.fast, t.skip_zero_grad, t.early_stopping_patience = not args.plain, args.skip_zero_grad, args.patience
     if args.engine == "lightning":  # the manual engine trains on one device and ignores these, as before
         t.devices, t.strategy, t.precision = args.devices, args.strategy, args.precision
-    return cfg.validate()
+    return cfg
 
 
 class Progress:
-    """A one-line progress bar on stderr: step, epoch, examples/s, loss, dev accuracy, time left."""
+    """A tqdm bar of steps on stderr: rate, time left, loss and dev accuracy. Piped (not a terminal), it
+    writes a plain line every few seconds instead of redrawing one."""
 
-    def __init__(self, stream=sys.stderr):
-        self.stream, self.dev = stream, None
-        self.tty = stream.isatty()
-        self.last = 0.0
-
-    def update(self, steps, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self.last < (0.2 if self.tty else 2.0):
-            return
-        self.last = now
-        done = int(steps.step[-1])
-        frac = done / max(1, steps.total_steps)
-        bar = "#" * int(24 * frac)
-        rate = steps.examples_per_second
-        left = (steps.total_steps - done) * (steps.examples_seen / done) / rate if rate > 0 else math.nan
-        dev = f" dev acc {self.dev:.3f}" if self.dev is not None else ""
-        line = (
-            f"[{bar:<24}] step {done}/{steps.total_steps} epoch {steps.epoch} "
-            f"{rate:,.0f} ex/s loss {float(steps.loss[-1]):.3f}{dev} ~{left:.0f}s left"
+    def __init__(self, total: int, stream=None):
+        stream = stream or sys.stderr
+        tty = stream.isatty()
+        self.dev = None
+        self.bar = tqdm(
+            total=total,
+            unit="step",
+            file=stream if tty else _Lines(stream),
+            mininterval=0.2 if tty else PIPED_SECONDS,
+            dynamic_ncols=tty,
+            ascii=not tty,  # a log file keeps plain characters
+            leave=True,
         )
-        self.stream.write(("\r" if self.tty else "") + line + ("" if self.tty else "\n"))
-        self.stream.flush()
+
+    def update(self, steps) -> None:
+        """After a Steps block: the bar at its last step, with its loss and the last dev accuracy."""
+        postfix = {"loss": f"{float(steps.loss[-1]):.3f}"}
+        if self.dev is not None:
+            postfix["dev acc"] = f"{self.dev:.3f}"
+        self.bar.set_postfix(postfix, refresh=False)
+        self.bar.set_description(f"epoch {steps.epoch}", refresh=False)
+        self.bar.update(int(steps.step[-1]) - self.bar.n)
 
     def close(self) -> None:
-        if self.tty:
-            self.stream.write("\n")
+        self.bar.close()  # draws the last state once more
+
+
+PIPED_SECONDS = 5.0  # a piped log gets a progress line at most this often
+
+
+class _Lines:
+    """A stream for tqdm when stderr is not a terminal: each redraw ("\\r" + bar) becomes one clean line."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text: str) -> None:
+        line = text.replace("\r", "").rstrip()
+        if line:
+            self.stream.write(line + "\n")
+
+    def flush(self) -> None:
+        self.stream.flush()
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .data.dataset import build_dataset, load_source
-    from .data.table import DataError
+    from .data.errors import DataError
     from .events import Eval, Failed, Finished, Started, Steps
     from .train.loop import train
-    from .train.plan import build_model, check_fits
+    from .train.plan import build_model, prepare
 
     t0 = time.perf_counter()
     try:
         cfg = config_from_args(args)
         ds = build_dataset(load_source(cfg.data), cfg.data)
-        cfg = check_fits(cfg, ds)
+        cfg = prepare(cfg, ds)  # the one check of the run's settings
     except (DataError, ConfigError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    progress, result, events, last_steps = Progress(), None, [], None
+    progress, result, events = None, None, []
     model = build_model(cfg, ds)
     try:
         for event in train(cfg, ds, model=model):
@@ -140,20 +162,19 @@ def cmd_train(args: argparse.Namespace) -> int:
                     f"vocabulary {event.vocab_size}, {event.total_steps} steps",
                     file=sys.stderr,
                 )
+                progress = Progress(event.total_steps)  # rank 0 alone: the other ranks get no events
             elif isinstance(event, Steps):
                 progress.update(event)
-                last_steps = event
             elif isinstance(event, Eval):
                 progress.dev = event.dev_accuracy
             elif isinstance(event, (Finished, Failed)):
                 result = event
     except ValueError as exc:  # e.g. a device that does not exist
-        progress.close()
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if last_steps is not None:
-        progress.update(last_steps, force=True)
-    progress.close()
+    finally:
+        if progress is not None:
+            progress.close()
     if result is None:  # a non-zero rank of a distributed run: rank 0 reports
         return 0
     summary = dict(result.summary, seconds=time.perf_counter() - t0)

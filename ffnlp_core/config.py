@@ -37,6 +37,61 @@ class ConfigError(ValueError):
     """A setting that cannot work, with what to change."""
 
 
+MAX_HIDDEN_WIDTH = 4096
+MAX_SEED = 2**32 - 1
+
+
+def setting(
+    label: str,
+    help: str | None = None,
+    *,
+    min: float | None = None,
+    max: float | None = None,
+    step: float | None = None,
+    choices=None,
+    what: str | None = None,
+    hint: str = "",
+    optional: bool = False,
+    fmt: str | None = None,
+) -> dict[str, Any]:
+    """One field's declaration, read by validate() and by the pages' widget factory: label and help for
+    the widget, the accepted range (both ends included) or registry of choices, and how an error names it.
+    `optional`: None is accepted too (e.g. no vocabulary cap)."""
+    return {
+        "label": label,
+        "help": help,
+        "min": min,
+        "max": max,
+        "step": step,
+        "choices": choices,
+        "what": what or label.lower(),
+        "hint": hint,
+        "optional": optional,
+        "format": fmt,
+    }
+
+
+def declared(section) -> dict[str, dict[str, Any]]:
+    """The declared fields of a config section (class or instance): {field name: setting(...)}."""
+    return {f.name: dict(f.metadata) for f in dataclasses.fields(section) if f.metadata}
+
+
+def _check_declared(section) -> None:
+    for name, s in declared(section).items():
+        value = getattr(section, name)
+        if value is None and s["optional"]:
+            continue
+        if s["choices"] is not None:
+            _check(value in s["choices"], f"unknown {s['what']} {value!r}; use one of {list(s['choices'])}")
+            continue
+        lo, hi = s["min"], s["max"]
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        ok = ok and (lo is None or value >= lo) and (hi is None or value <= hi)
+        span = f"from {lo} to {hi}" if hi is not None else f"{lo} or more"
+        hint = f"; {s['hint']}" if s["hint"] else ""
+        _check(ok, f"{s['what']} must be {span}, got {value!r}{hint}")
+
+
 @dataclass
 class DataConfig:
     """Where the comments come from and how they become bag-of-words vectors."""
@@ -44,39 +99,40 @@ class DataConfig:
     source: str = "builtin:interaction"  # "builtin:<name>" or a CSV path
     text_column: str | None = None  # None: inferred
     label_column: str | None = None  # None: inferred
-    dev_fraction: float = 0.2
-    split_seed: int = 0
-    vectorizer: str = "counts"
-    ngram_max: int = 1  # 1: words; 2: words and word pairs
-    min_df: int = 1
-    max_features: int | None = None
-    label_noise: float = 0.0  # fraction of TRAIN labels flipped to another class (the noise lab)
-    noise_seed: int = 0
+    dev_fraction: float = field(default=0.2, metadata=setting("Dev fraction", min=0.01, max=0.99, step=0.05))
+    split_seed: int = field(default=0, metadata=setting("Split seed", min=0, max=MAX_SEED, step=1))
+    vectorizer: str = field(default="counts", metadata=setting("Vectorizer", choices=VECTORIZERS))
+    ngram_max: int = field(  # 1: words; 2: words and word pairs
+        default=1, metadata=setting("N-grams", min=1, max=2, step=1, what="n-grams (1: words, 2: and pairs)")
+    )
+    min_df: int = field(
+        default=1,
+        metadata=setting(
+            "min_df",
+            "Keep words that occur in at least this many training comments.",
+            min=1,
+            max=1_000_000,
+            step=1,
+        ),
+    )
+    max_features: int | None = field(
+        default=None,
+        metadata=setting(
+            "Max vocabulary", min=1, max=1_000_000, step=1000, what="max vocabulary", optional=True
+        ),
+    )
+    label_noise: float = field(  # fraction of TRAIN labels flipped to another class (the noise lab)
+        default=0.0, metadata=setting("Label noise", min=0.0, max=0.95, step=0.05)
+    )
+    noise_seed: int = field(default=0, metadata=setting("Noise seed", min=0, max=MAX_SEED, step=1))
     subsample_class: str | None = None  # keep only a fraction of this class's TRAIN rows (imbalance lab)
-    subsample_keep: float = 1.0
+    subsample_keep: float = field(
+        default=1.0,
+        metadata=setting("Keep fraction", min=0.01, max=1.0, step=0.05, what="subsample fraction"),
+    )
 
     def validate(self) -> None:
-        _check(
-            0.0 < self.dev_fraction < 1.0, f"dev fraction must be between 0 and 1, got {self.dev_fraction}"
-        )
-        _check(
-            self.vectorizer in VECTORIZERS,
-            f"unknown vectorizer {self.vectorizer!r}; use one of {list(VECTORIZERS)}",
-        )
-        _check(
-            self.ngram_max in (1, 2),
-            f"n-grams must be 1 (words) or 2 (words and pairs), got {self.ngram_max}",
-        )
-        _check(self.min_df >= 1, f"min_df must be at least 1, got {self.min_df}")
-        _check(
-            self.max_features is None or self.max_features >= 1,
-            f"max vocabulary must be at least 1 word, got {self.max_features}",
-        )
-        _check(0.0 <= self.label_noise < 1.0, f"label noise must be in [0, 1), got {self.label_noise}")
-        _check(
-            0.0 < self.subsample_keep <= 1.0,
-            f"subsample fraction must be in (0, 1], got {self.subsample_keep}",
-        )
+        _check_declared(self)
 
 
 @dataclass
@@ -84,8 +140,8 @@ class ModelConfig:
     """The network's shape: hidden widths (input to output), activation and dropout."""
 
     hidden_sizes: list[int] = field(default_factory=lambda: [100, 100, 100])
-    activation: str = "none"
-    dropout: float = 0.0
+    activation: str = field(default="none", metadata=setting("Activation", choices=ACTIVATIONS))
+    dropout: float = field(default=0.0, metadata=setting("Dropout", min=0.0, max=0.99, step=0.05))
 
     def validate(self) -> None:
         _check(
@@ -93,68 +149,85 @@ class ModelConfig:
             f"at most {MAX_HIDDEN_LAYERS} hidden layers, got {len(self.hidden_sizes)}",
         )
         _check(
-            all(isinstance(h, int) and 1 <= h <= 4096 for h in self.hidden_sizes),
-            f"each hidden width must be a whole number from 1 to 4096, got {self.hidden_sizes}",
+            all(isinstance(h, int) and 1 <= h <= MAX_HIDDEN_WIDTH for h in self.hidden_sizes),
+            f"each hidden width must be a whole number from 1 to {MAX_HIDDEN_WIDTH}, got {self.hidden_sizes}",
         )
-        _check(
-            self.activation in ACTIVATIONS,
-            f"unknown activation {self.activation!r}; use one of {list(ACTIVATIONS)}",
-        )
-        _check(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
+        _check_declared(self)
 
 
 @dataclass
 class TrainConfig:
     """How to train: optimizer, schedule, evaluation, seed, device and engine."""
 
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    momentum: float = 0.9  # SGD only
-    batch_size: int = 32
-    epochs: int = 1
-    eval_every: int = 0  # steps between dev evaluations; 0: about 10 per epoch. Always at each epoch end.
-    seed: int = 0
-    device: str = "auto"
-    engine: str = "manual"
+    optimizer: str = field(default="adam", metadata=setting("Optimizer", choices=OPTIMIZERS))
+    lr: float = field(
+        default=1e-3,
+        metadata=setting("Learning rate", min=1e-6, max=10.0, step=1e-4, hint="try 0.001", fmt="%.5f"),
+    )
+    weight_decay: float = field(
+        default=0.0, metadata=setting("Weight decay", min=0.0, max=1.0, step=1e-4, fmt="%.5f")
+    )
+    momentum: float = field(  # SGD only
+        default=0.9, metadata=setting("Momentum", "SGD only.", min=0.0, max=0.999, step=0.01)
+    )
+    batch_size: int = field(default=32, metadata=setting("Batch size", min=1, max=100_000, step=1))
+    epochs: int = field(default=1, metadata=setting("Epochs", min=1, max=1000, step=1))
+    # steps between dev evaluations; 0: about 10 per epoch. Always at each epoch end.
+    eval_every: int = field(
+        default=0,
+        metadata=setting(
+            "Evaluate on dev every N steps (0 = 10× per epoch)",
+            min=0,
+            max=1_000_000,
+            step=50,
+            what="eval interval",
+        ),
+    )
+    seed: int = field(
+        default=0,
+        metadata=setting(
+            "Seed", "Same seed, same data, same settings: same numbers.", min=0, max=MAX_SEED, step=1
+        ),
+    )
+    device: str = field(default="auto", metadata=setting("Device", choices=DEVICES))
+    engine: str = field(default="manual", metadata=setting("Engine", choices=ENGINES))
     fast: bool = True  # CPU fast path (hand-derived backprop, lazy row updates); False: plain autograd loop
     skip_zero_grad: bool = False  # the lecture's bug, for the lessons page: gradients accumulate
-    probe_every: int = (
-        0  # steps between gradient probes; 0: auto (every step, or fewer so a run keeps <= 2000)
+    # steps between gradient probes; 0: auto (every step, or fewer so a run keeps <= 2000)
+    probe_every: int = field(
+        default=0,
+        metadata=setting(
+            "Gradient probe every N steps (0 = auto)", min=0, max=100_000, step=1, what="probe interval"
+        ),
     )
-    snapshot_rows: int = 2000  # dev rows whose hidden states are captured at each evaluation (0: none)
+    # dev rows whose hidden states are captured at each evaluation (0: none)
+    snapshot_rows: int = field(
+        default=2000,
+        metadata=setting(
+            "Dev rows captured for representations",
+            min=0,
+            max=MAX_SNAPSHOT_ROWS,
+            step=500,
+            what="snapshot rows",
+        ),
+    )
     # Lightning engine: stop after this many evaluations without a better dev loss (0: off)
-    early_stopping_patience: int = 0
-    hard_examples: int = 0  # at each evaluation, report the k highest-loss training comments (0: off)
+    early_stopping_patience: int = field(
+        default=0,
+        metadata=setting(
+            "Early-stopping patience (0 = off)", min=0, max=1000, step=1, what="early-stopping patience"
+        ),
+    )
+    hard_examples: int = field(  # at each evaluation, report the k highest-loss training comments (0: off)
+        default=0, metadata=setting("Hard examples (0 = off)", min=0, max=1000, step=1, what="hard examples")
+    )
     # Lightning engine, several devices: processes (1: one device), strategy ("auto", "ddp"), precision
-    devices: int = 1
+    devices: int = field(default=1, metadata=setting("Devices", min=1, max=64, step=1))
     strategy: str = "auto"
     precision: str | None = None  # None: full float32 ("32-true"); e.g. "16-mixed", "bf16-mixed"
 
     def validate(self) -> None:
-        _check(
-            self.optimizer in OPTIMIZERS,
-            f"unknown optimizer {self.optimizer!r}; use one of {list(OPTIMIZERS)}",
-        )
-        _check(0.0 < self.lr <= 10.0, f"learning rate must be in (0, 10], got {self.lr}; try 0.001")
-        _check(self.weight_decay >= 0.0, f"weight decay must be 0 or more, got {self.weight_decay}")
-        _check(0.0 <= self.momentum < 1.0, f"momentum must be in [0, 1), got {self.momentum}")
-        _check(self.batch_size >= 1, f"batch size must be at least 1, got {self.batch_size}")
-        _check(self.epochs >= 1, f"train for at least 1 epoch, got {self.epochs}")
-        _check(self.eval_every >= 0, f"eval interval must be 0 (auto) or more, got {self.eval_every}")
-        _check(0 <= self.seed < 2**32, f"seed must be a whole number from 0 to 2^32-1, got {self.seed}")
-        _check(self.probe_every >= 0, f"probe interval must be 0 (auto) or more, got {self.probe_every}")
-        _check(self.device in DEVICES, f"unknown device {self.device!r}; use one of {list(DEVICES)}")
-        _check(self.engine in ENGINES, f"unknown engine {self.engine!r}; use one of {list(ENGINES)}")
-        _check(
-            0 <= self.snapshot_rows <= MAX_SNAPSHOT_ROWS,
-            f"snapshot rows must be in [0, {MAX_SNAPSHOT_ROWS}], got {self.snapshot_rows}",
-        )
-        _check(self.early_stopping_patience >= 0, "early-stopping patience must be 0 (off) or more")
-        _check(
-            0 <= self.hard_examples <= 1000, f"hard examples must be in [0, 1000], got {self.hard_examples}"
-        )
-        _check(self.devices >= 1, f"devices must be at least 1, got {self.devices}")
+        _check_declared(self)
         _check(
             self.devices == 1
             and self.strategy == "auto"

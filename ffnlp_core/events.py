@@ -96,7 +96,7 @@ class HardExamples:
 @dataclass(frozen=True)
 class Finished:
     stopped: bool  # True when the stop flag ended the run early
-    summary: dict  # the CLI's JSON fields (see engine.summarize)
+    summary: dict  # the CLI's JSON fields (see report.Reporter.summary)
 
 
 @dataclass(frozen=True)

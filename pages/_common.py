@@ -18,7 +18,8 @@ import streamlit as st
 
 from ffnlp_core.data import samples
 from ffnlp_core.data.dataset import build_dataset
-from ffnlp_core.data.table import read_table, to_labeled
+from ffnlp_core.data.labels import to_labeled
+from ffnlp_core.data.reading import read_table
 from ffnlp_core.runs.manager import Job, JobManager, StoredRun
 from ffnlp_core.session import urlstate
 from ffnlp_core.session.workspace import Workspace, Workspaces

@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from ffnlp_core.inspect import compare
+from ffnlp_core.plots import compare as compare_plots
 from ffnlp_core.plots import curves as plots
 from ffnlp_core.runs.store import BundleError, export_bundle
 from ffnlp_core.session import urlstate
@@ -69,8 +70,8 @@ else:
             summaries[rid] = s["summary"]
         with st.container(key="compare_charts"):
             left, right = st.columns(2)
-            left.plotly_chart(compare.overlay_figure(series, "loss"), key="compare_loss")
-            right.plotly_chart(compare.overlay_figure(series, "accuracy"), key="compare_accuracy")
+            left.plotly_chart(compare_plots.overlay_figure(series, "loss"), key="compare_loss")
+            right.plotly_chart(compare_plots.overlay_figure(series, "accuracy"), key="compare_accuracy")
         diff = compare.config_diff({rid: by_id[rid]["config"] for rid in summaries})
         st.markdown("**What differs**")
         if diff.empty:
@@ -118,7 +119,7 @@ else:
     )
     d[2].download_button(
         "Charts (.html, works offline)",
-        data=lambda: compare.charts_html(
+        data=lambda: compare_plots.charts_html(
             [plots.loss_figure(s["curves"], s["evals"]), plots.accuracy_figure(s["curves"], s["evals"])],
             f"ffnlp run {run.run_id}",
         ),

@@ -9,9 +9,11 @@ import streamlit as st
 from ffnlp_core.config import VECTORIZERS
 from ffnlp_core.data import samples
 from ffnlp_core.data.dataset import examples_per_class, top_words
-from ffnlp_core.data.table import DataError, read_table
+from ffnlp_core.data.errors import DataError
+from ffnlp_core.data.reading import read_table
 from ffnlp_core.plots import curves as plots
 from pages import _common as ui
+from pages._widgets import setting
 
 ws = ui.workspace()
 cfg = ws.config.data
@@ -107,13 +109,11 @@ cfg.text_column, cfg.label_column = text_col, label_col
 with st.expander("Bag-of-words settings", expanded=False):
     v1, v2, v3, v4, v5 = st.columns(5)
     with v1:
-        ui.synced(
-            st.selectbox,
-            "data_vectorizer",
-            cfg.vectorizer,
-            lambda v: setattr(cfg, "vectorizer", v),
+        setting(
+            ws,
+            "data",
+            "vectorizer",
             label="Values",
-            options=list(VECTORIZERS),
             help="\n".join(f"{k}: {d}" for k, d in VECTORIZERS.items()),
         )
     with v2:
@@ -127,17 +127,7 @@ with st.expander("Bag-of-words settings", expanded=False):
             format_func={1: "words", 2: "words + pairs"}.get,
         )
     with v3:
-        ui.synced(
-            st.number_input,
-            "data_min_df",
-            cfg.min_df,
-            lambda v: setattr(cfg, "min_df", int(v)),
-            label="min_df",
-            min_value=1,
-            max_value=1_000_000,
-            step=1,
-            help="Keep words that occur in at least this many training comments.",
-        )
+        setting(ws, "data", "min_df")
     with v4:
         ui.synced(
             st.number_input,

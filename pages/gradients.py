@@ -7,8 +7,9 @@ import streamlit as st
 
 from ffnlp_core.config import MAX_HIDDEN_LAYERS, ConfigError
 from ffnlp_core.inspect import gradients as gr
-from ffnlp_core.train.plan import check_fits
+from ffnlp_core.plots import gradients as grplots
 from pages import _common as ui
+from pages import _run_panel as panel
 
 ws = ui.workspace()
 st.title("Gradients")
@@ -36,21 +37,23 @@ def draw(table: dict, layers: list[str], activation: str) -> None:
     means = gr.layer_means(table, STAT)
     st.success(gr.verdict(activation, layers, means, STAT, len(table["step"])), icon=":material/insights:")
     a, b = st.columns(2)
-    a.plotly_chart(gr.lines_figure(table, layers, STAT), key="gradients_lines")
-    b.plotly_chart(gr.heatmap_figure(table, layers, STAT), key="gradients_heatmap")
+    a.plotly_chart(grplots.lines_figure(table, layers, STAT), key="gradients_lines")
+    b.plotly_chart(grplots.heatmap_figure(table, layers, STAT), key="gradients_heatmap")
     a, b = st.columns(2)
-    a.plotly_chart(gr.mean_bars_figure(means, layers, STAT), key="gradients_bars")
-    b.plotly_chart(gr.lines_figure(table, layers, "signal"), key="gradients_signal")
+    a.plotly_chart(grplots.mean_bars_figure(means, layers, STAT), key="gradients_bars")
+    b.plotly_chart(grplots.lines_figure(table, layers, "signal"), key="gradients_signal")
     a, b = st.columns(2)
     signal = gr.layer_means(table, "signal")
-    a.plotly_chart(gr.decay_figure(signal, means, layers, activation, STAT), key="gradients_decay")
-    b.plotly_chart(gr.lines_figure(table, layers, "update_ratio"), key="gradients_update")
-    if activation == "sigmoid":
+    a.plotly_chart(grplots.decay_figure(signal, means, layers, activation, STAT), key="gradients_decay")
+    b.plotly_chart(grplots.lines_figure(table, layers, "update_ratio"), key="gradients_update")
+    bound = gr.slope_bound(activation)
+    if bound is not None:
         a.caption(
-            "Each sigmoid layer multiplies the backprop signal by its slope, at most 0.25: k layers further "
-            "down it is at most 0.25^k of what it was (dashed). The weights can shrink or grow it further."
+            f"Each {activation} layer multiplies the backprop signal by its slope, at most {bound:g}: k layers "
+            f"further down it is at most {bound:g}^k of what it was (dashed). The weights can shrink or grow it "
+            "further."
         )
-    st.plotly_chart(gr.activation_figure(table, layers, activation), key="gradients_activations")
+    st.plotly_chart(grplots.activation_figure(table, layers, activation), key="gradients_activations")
 
 
 run = ui.current_run(ws)
@@ -94,9 +97,7 @@ def start_compare() -> None:
     depth = int(st.session_state["gradients_compare_depth"])
     acts = list(st.session_state["gradients_compare_activations"])
     try:
-        cfgs = gr.compare_configs(ws.config, depth, acts)
-        for cfg in cfgs.values():
-            check_fits(cfg, ws.dataset)
+        cfgs = {a: panel.check(c, ws.dataset) for a, c in gr.compare_configs(ws.config, depth, acts).items()}
     except ConfigError as exc:
         st.session_state["gradients_error"] = f"Cannot compare: {exc}"
         return
@@ -163,9 +164,13 @@ def compare_view() -> None:
             verdict = gr.comparison_verdict(means, layers, STAT, "So far" if still else "After training")
             st.success(verdict, icon=":material/insights:")
             a, b = st.columns(2)
-            a.plotly_chart(gr.comparison_figure(means, layers, STAT), key="gradients_compare_weights")
-            b.plotly_chart(gr.comparison_figure(signal, layers, "signal"), key="gradients_compare_signal")
-            st.plotly_chart(gr.small_multiples_figure(tables, layers, STAT), key="gradients_compare_lines")
+            a.plotly_chart(grplots.comparison_figure(means, layers, STAT), key="gradients_compare_weights")
+            b.plotly_chart(
+                grplots.comparison_figure(signal, layers, "signal"), key="gradients_compare_signal"
+            )
+            st.plotly_chart(
+                grplots.small_multiples_figure(tables, layers, STAT), key="gradients_compare_lines"
+            )
         if comparing and not still:
             st.rerun()  # every run ended: stop polling
 

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ffnlp_core.nn.model import count_parameters
+from ffnlp_core.nn.shapes import count_parameters
 from pages import _common as ui
 
 ws = ui.workspace()

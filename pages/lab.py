@@ -7,13 +7,12 @@ import copy
 import numpy as np
 import streamlit as st
 
-from ffnlp_core.config import ConfigError, ModelConfig
+from ffnlp_core.config import MAX_SEED, ModelConfig
 from ffnlp_core.data.dataset import build_dataset
-from ffnlp_core.data.table import DataError
 from ffnlp_core.inspect import compare
 from ffnlp_core.plots import curves as plots
-from ffnlp_core.train.plan import check_fits
 from pages import _common as ui
+from pages import _run_panel as panel
 
 ws = ui.workspace()
 ds = ui.need_data(ws)
@@ -35,13 +34,13 @@ c[2].toggle(
 c[3].number_input("Hardest comments to list", 5, 200, 20, key="lab_hard")
 with st.container(key="advanced_lab"), st.expander("Imbalance and seed", expanded=False):
     a = st.columns(3)
-    a[0].number_input("Noise seed", 0, 2**31 - 1, 0, key="lab_seed")
+    a[0].number_input("Noise seed", 0, MAX_SEED, 0, key="lab_seed")
     a[1].selectbox("Keep only part of a class", ["(none)", *ds.class_names], key="lab_class")
     a[2].slider("Share of that class kept", 0.05, 1.0, 0.25, 0.05, key="lab_keep")
 
 
-def start() -> None:
-    """Build the noisy data set and submit the run (a callback: the page then shows it at once)."""
+def make():
+    """The noisy data set and its run's settings, from this page's widgets."""
     s = st.session_state
     cfg = copy.deepcopy(ws.config)
     cfg.data.label_noise, cfg.data.noise_seed = float(s["lab_noise"]), int(s.get("lab_seed", 0))
@@ -51,38 +50,23 @@ def start() -> None:
     cfg.train.epochs, cfg.train.hard_examples = int(s["lab_epochs"]), int(s["lab_hard"])
     if s["lab_big"]:
         cfg.model = ModelConfig(hidden_sizes=[256, 256], activation="relu", dropout=0.0)
-    try:
-        cfg.validate()
-        lab_ds = build_dataset(ws.dataset.labeled, cfg.data)
-        check_fits(cfg, lab_ds)
-    except (ConfigError, DataError) as exc:
-        s["lab_error"] = f"Cannot start: {exc}"
-        return
+    cfg.data.validate()  # before building the data set
     label = f"noise lab: {cfg.data.label_noise:.0%} flipped" + (
         f", {starved} kept {cfg.data.subsample_keep:.0%}" if cfg.data.subsample_class else ""
     )
-    job = ui.manager().submit(cfg, lab_ds, owner=ws.sid, label=label)
-    ws.remember_run(job.run_id)
-    st.query_params["run"] = job.run_id  # the run every page (and the sidebar) shows from now on
-    ws.extras["lab_run"] = job.run_id
+    return cfg, build_dataset(ws.dataset.labeled, cfg.data), label
+
+
+def remember(run_id: str) -> None:
+    st.query_params["run"] = run_id  # the run every page (and the sidebar) shows from now on
+    ws.extras["lab_run"] = run_id
 
 
 lab_id = ws.extras.get("lab_run")
-run = ui.manager().open_run(lab_id) if lab_id else None
+run = panel.buttons(
+    ws, "lab", make, run_id=lab_id, label="Train", icon=":material/science:", remember=remember
+)
 running = run is not None and not run.done
-b1, b2, _ = st.columns([1, 1, 4])
-b1.button(
-    "Train", key="lab_start", type="primary", icon=":material/science:", disabled=running, on_click=start
-)
-b2.button(
-    "Stop",
-    key="lab_stop",
-    icon=":material/stop:",
-    disabled=not running,
-    on_click=lambda: ui.manager().stop(lab_id),
-)
-if st.session_state.get("lab_error"):
-    st.error(st.session_state.pop("lab_error"), icon=":material/error:")
 
 
 @ui.live_fragment(ui.poll_seconds() if running else None)
@@ -98,11 +82,9 @@ def live() -> None:
             "evals": h.eval_table(),
             "confusion": None if h.confusion is None else h.confusion.copy(),
             "hard": h.hard,
-            "done": h.steps_done,
-            "total": max(1, h.total_steps),
         }
     )
-    st.progress(min(1.0, snap["done"] / snap["total"]), text=f"{ui.status_line(r)}")
+    panel.progress(r)
     lab_ds = r.ds
     if lab_ds is not None and lab_ds.train_flipped is not None:
         flipped = lab_ds.train_flipped

@@ -9,7 +9,9 @@ from ffnlp_core.data import samples
 from ffnlp_core.data.dataset import build_dataset, load_source
 from ffnlp_core.inspect import codegen, lessons
 from ffnlp_core.plots import curves as plots
+from ffnlp_core.plots import lessons as lesson_plots
 from pages import _common as ui
+from pages import _run_panel as panel
 
 ws = ui.workspace()
 st.title("Lessons")
@@ -26,7 +28,7 @@ def lesson_data():
 
 @st.cache_data(show_spinner=False)
 def model_summary() -> str:
-    from ffnlp_core.train.lightning import lightning_summary
+    from ffnlp_core.train.lit_module import lightning_summary
 
     return lightning_summary(lessons.engine_configs()["lightning"], lesson_data())
 
@@ -35,7 +37,7 @@ def submit(lesson: str, configs: dict, what: str) -> None:
     """Queue one run per config (visible in the server queue as 'lesson: <what> (<name>)')."""
     RUNS[lesson] = {}
     for name, cfg in configs.items():
-        job = ui.manager().submit(cfg, lesson_data(), owner=ws.sid, label=f"lesson: {what} ({name})")
+        job = panel.submit(ws, cfg, lesson_data(), label=f"lesson: {what} ({name})")
         RUNS[lesson][name] = job.run_id
     ws.extras.pop(f"lessons_{lesson}_result", None)
 
@@ -136,7 +138,7 @@ with tabs[1]:
     def draw_zero_grad(found):
         v = views(found)
         shown = v if st.session_state.get("lessons_zero_grad_toggle") else {"correct": v["correct"]}
-        loss, acc, grad = lessons.overlay_figures(shown)
+        loss, acc, grad = lesson_plots.overlay_figures(shown)
         with st.container(key="lessons_zero_grad_result"):
             st.info(
                 lessons.zero_grad_analysis(v["correct"], v["buggy"])["text"], icon=":material/bug_report:"
@@ -218,7 +220,7 @@ with tabs[3]:
         summaries = {name: r.read(lambda h: dict(h.summary or {})) for name, r in found.items()}
         result = lessons.gpu_analysis(matmul, summaries)
         st.info(result["text"], icon=":material/speed:")
-        st.plotly_chart(lessons.gpu_figure(result), key="lessons_gpu_chart")
+        st.plotly_chart(lesson_plots.gpu_figure(result), key="lessons_gpu_chart")
         st.caption(f"CPU threads used: {matmul[0]['cpu_threads']} (one per concurrent run on this server).")
 
     live("gpu", draw_gpu)

@@ -4,8 +4,8 @@ the parameters sit. Changing a network that has already been trained asks before
 import pandas as pd
 import streamlit as st
 
-from ffnlp_core.config import ACTIVATIONS, MAX_HIDDEN_LAYERS, ModelConfig
-from ffnlp_core.nn.model import count_parameters
+from ffnlp_core.config import ACTIVATIONS, MAX_HIDDEN_LAYERS, MAX_HIDDEN_WIDTH, ModelConfig
+from ffnlp_core.nn.shapes import count_parameters
 from ffnlp_core.plots import curves as plots
 from pages import _common as ui
 
@@ -54,7 +54,7 @@ with st.form("model_form", border=True):
     width = f2.number_input(
         "Width of each layer",
         1,
-        4096,
+        MAX_HIDDEN_WIDTH,
         current.hidden_sizes[0] if current.hidden_sizes else 100,
         key="model_width",
     )

@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from ffnlp_core.inspect import projection as pj
+from ffnlp_core.plots import representations as rplots
 from pages import _common as ui
 
 ws = ui.workspace()
@@ -71,8 +72,8 @@ with c3:
         prefs.get("color", "gold"),
         put("color"),
         label="Colour by",
-        options=list(pj.COLOR_MODES),
-        format_func=pj.COLOR_MODES.get,
+        options=list(rplots.COLOR_MODES),
+        format_func=rplots.COLOR_MODES.get,
     )
 with c4:
     if st.button(
@@ -131,7 +132,9 @@ def draw(run, snaps) -> None:
     rows, gold = snap.dev_rows, run.dev_labels()[snap.dev_rows]
     points = pj.cached(
         (run.run_id, "points", snap.step),
-        lambda: pj.point_data(rows, [run.dev_text(int(i)) for i in rows], gold, snap.probs, run.class_names),
+        lambda: rplots.point_data(
+            rows, [run.dev_text(int(i)) for i in rows], gold, snap.probs, run.class_names
+        ),
     )
     raw, why = raw_input(run, rows) if pj.INPUT in layers else (None, "")
     shown = [x for x in layers if x != pj.INPUT or raw is not None]
@@ -154,7 +157,7 @@ def draw(run, snaps) -> None:
         what = f"SVD to {pj.SVD_DIMS} dims, then " if layer == pj.INPUT else ""
         title = f"{layer_label(layer)} · {what}{used.upper()}"
         event = col.plotly_chart(
-            pj.scatter_figure(coords, points, color, title),
+            rplots.scatter_figure(coords, points, color, title),
             key=f"repr_plot_{layer}",
             on_select="rerun",
             selection_mode=("points", "box", "lasso"),
@@ -168,7 +171,7 @@ def draw(run, snaps) -> None:
         f"{len(rows):,} dev comments at step {snap.step:,}. Hover a point to read its comment; "
         "click, or drag a box or lasso, to list comments below."
     )
-    chosen = pj.selected_rows(picked)
+    chosen = rplots.selected_rows(picked)
     if chosen:
         names, at = run.class_names, {int(r): j for j, r in enumerate(rows)}
         table = pd.DataFrame(
@@ -185,8 +188,10 @@ def draw(run, snaps) -> None:
             st.dataframe(table, hide_index=True, width="stretch")
     table = pj.separation_table(run.run_id, snaps, gold, raw=raw)
     a, b = st.columns(2)
-    a.plotly_chart(pj.layers_figure(table, index, hidden, pj.chance(gold)), key="repr_separation_layers")
-    b.plotly_chart(pj.training_figure(table, hidden, pj.chance(gold), index), key="repr_separation_training")
+    a.plotly_chart(rplots.layers_figure(table, index, hidden, pj.chance(gold)), key="repr_separation_layers")
+    b.plotly_chart(
+        rplots.training_figure(table, hidden, pj.chance(gold), index), key="repr_separation_training"
+    )
     st.caption(
         f"Separation: for up to {pj.SCORE_ROWS:,} of these comments, do most of the {pj.KNN_K} nearest "
         "others in that layer's full space carry the same gold label? Dotted: always guessing the most "

@@ -11,7 +11,7 @@ import torch
 from ffnlp_core.config import RunConfig
 from ffnlp_core.data.dataset import Dataset, build_dataset, load_source
 from ffnlp_core.train.loop import train
-from ffnlp_core.train.plan import build_model
+from ffnlp_core.train.plan import build_model, prepare
 
 # Page tests never need UMAP: no UMAP process compiling numba in the background while tests run.
 # (The browser-test server turns it back on: tests/browser/conftest.py.)
@@ -49,8 +49,8 @@ def configure(**settings) -> RunConfig:
 
 
 def collect(cfg: RunConfig, ds: Dataset, model=None, stop: threading.Event | None = None) -> list:
-    """Every event of one run."""
-    return list(train(cfg, ds, model=model, stop=stop))
+    """Every event of one run, submitted as the app and the CLI submit one: checked once by prepare()."""
+    return list(train(prepare(cfg, ds), ds, model=model, stop=stop))
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,8 @@ from streamlit.testing.v1 import AppTest
 from ffnlp_core.cli import main as cli_main
 from ffnlp_core.config import ConfigError, DataConfig, RunConfig
 from ffnlp_core.data.dataset import build_dataset, load_source
-from ffnlp_core.data.table import DataError, load_labeled
+from ffnlp_core.data.errors import DataError
+from ffnlp_core.data.labels import load_labeled
 from ffnlp_core.train.plan import check_fits
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,6 +13,7 @@ import torch
 from ffnlp_core.cli import build_parser, config_from_args, main
 from ffnlp_core.config import ConfigError
 from ffnlp_core.runs.store import RunStore
+from ffnlp_core.train.plan import prepare
 
 ROOT = Path(__file__).resolve().parents[1]
 DAVIDSON = ROOT.parent / "shared" / "data" / "davidson_labeled_tweets.csv"
@@ -91,7 +92,10 @@ def test_train_prints_one_json_object_and_exits_0(trained):
 def test_train_reports_progress_on_stderr(trained):
     result, _ = trained
     assert "training on" in result.stderr and "100 steps" in result.stderr
-    assert "step 100/100" in result.stderr
+    assert "100/100" in result.stderr and "step/s" in result.stderr  # tqdm's bar of steps, with its rate
+    last = [line for line in result.stderr.splitlines() if "100/100" in line][-1]
+    assert "loss=" in last and "dev acc=" in last  # the postfix: the last loss and dev accuracy
+    assert "\r" not in result.stderr  # piped, the bar writes clean lines, not redraws
 
 
 def test_save_writes_a_run_folder_the_store_can_read(trained):
@@ -295,9 +299,14 @@ def test_an_empty_hidden_list_is_logistic_regression():
     assert cfg.model.hidden_sizes == []
 
 
-def test_config_errors_come_from_validation():
+def test_config_errors_come_from_validation(capsys, interaction):
+    cfg = config_from_args(build_parser().parse_args(["train", "--epochs", "0"]))  # not checked here
+    assert cfg.train.epochs == 0
     with pytest.raises(ConfigError, match="epoch"):
-        config_from_args(build_parser().parse_args(["train", "--epochs", "0"]))
+        prepare(cfg, interaction)  # the one check, once the data is loaded
+    code, out, err = run_main(capsys, "--epochs", "0", "--json")
+    assert code == 2 and out == ""
+    assert "train for at least 1 epoch, got 0" in one_line_error(err)
 
 
 def test_argparse_refuses_unknown_choices(capsys):

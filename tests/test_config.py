@@ -9,6 +9,7 @@ from ffnlp_core.config import (
     DEVICES,
     ENGINES,
     MAX_HIDDEN_LAYERS,
+    MAX_SEED,
     MAX_SNAPSHOT_ROWS,
     OPTIMIZERS,
     VECTORIZERS,
@@ -17,6 +18,7 @@ from ffnlp_core.config import (
     ModelConfig,
     RunConfig,
     TrainConfig,
+    declared,
 )
 
 
@@ -186,3 +188,56 @@ def test_each_section_validates_on_its_own():
 
 def test_config_error_is_a_value_error():
     assert issubclass(ConfigError, ValueError)
+
+
+# ---- declared settings: the widgets' bounds are validate()'s bounds --------------------------------------
+
+DECLARED = [
+    (section, name, s)
+    for section, kind in (("data", DataConfig), ("model", ModelConfig), ("train", TrainConfig))
+    for name, s in declared(kind).items()
+]
+RANGED = [(sec, name, s) for sec, name, s in DECLARED if s["choices"] is None]
+
+
+def _with(section, name, value):
+    cfg = RunConfig()
+    if section == "train" and name in ("devices",):
+        cfg.train.engine = "lightning"  # several devices need the Lightning engine (a check beyond bounds)
+    setattr(getattr(cfg, section), name, value)
+    return cfg
+
+
+def test_every_declared_field_has_a_label_and_either_choices_or_a_range():
+    assert len(DECLARED) >= 20
+    for section, name, s in DECLARED:
+        assert s["label"], (section, name)
+        assert s["choices"] is not None or s["min"] is not None, (section, name)
+
+
+@pytest.mark.parametrize("section, name, s", RANGED, ids=[f"{a}.{b}" for a, b, _ in RANGED])
+def test_declared_bounds_are_accepted_and_just_outside_them_refused(section, name, s):
+    lo, hi = s["min"], s["max"]
+    eps = 1 if isinstance(lo, int) and isinstance(s["step"], int) else min(1e-9, lo or 1e-9)
+    assert _with(section, name, lo).validate()
+    with pytest.raises(ConfigError, match="must be"):
+        _with(section, name, lo - eps).validate()
+    if hi is not None:
+        assert _with(section, name, hi).validate()
+        with pytest.raises(ConfigError, match="must be"):
+            _with(section, name, hi + eps).validate()
+
+
+@pytest.mark.parametrize("section, name, s", [d for d in DECLARED if d[2]["choices"] is not None])
+def test_declared_choices_are_accepted_and_others_refused(section, name, s):
+    for choice in s["choices"]:
+        assert _with(section, name, choice).validate()
+    with pytest.raises(ConfigError, match="unknown"):
+        _with(section, name, "no-such-choice").validate()
+
+
+def test_the_seed_bound_is_one_value():
+    assert declared(TrainConfig)["seed"]["max"] == MAX_SEED == 2**32 - 1
+    assert _with("train", "seed", 2**32 - 1).validate()
+    with pytest.raises(ConfigError, match="seed"):
+        _with("train", "seed", 2**32).validate()

@@ -10,8 +10,9 @@ import scipy.sparse as sp
 
 from ..config import DataConfig
 from . import samples
+from .errors import DataError
 from .features import BagOfWords
-from .table import DataError, LabeledTexts, load_labeled, stratified_split
+from .labels import LabeledTexts, load_labeled, stratified_split
 
 
 @dataclass

@@ -6,25 +6,25 @@ runs' numbers into the measured statement the Lessons page shows (no Streamlit h
 3. Hidden layers and nonlinearity: no hidden layers, 3 linear layers, 3 ReLU layers on the interaction data,
    and what each learned on the four jerk/chicken combinations.
 4. What a GPU buys: the lecture's `normalize(matmul(t, t))` micro-benchmark and one epoch per device.
+
+The figures drawn from these analyses are in plots/lessons.py. Importing this module does not import torch
+(the Lessons page reads its configurations): the functions that run a model or a device import it themselves.
 """
 
 from __future__ import annotations
 
 import copy
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
-import plotly.graph_objects as go
-import torch
-from plotly.subplots import make_subplots
-from torch.nn import functional as F
 
 from ..config import RunConfig
 from ..data import samples
-from ..nn.inputs import to_torch_csr
-from ..plots import curves as plots
 from ..runs.history import RunHistory
-from ..train.devices import available_devices, resolve_device
+
+if TYPE_CHECKING:
+    import torch
 
 
 def lesson_config(**changes) -> RunConfig:
@@ -162,15 +162,21 @@ def probe_comments(n: int = 24, seed: int = 7) -> dict[str, list[str]]:
     return out
 
 
-@torch.no_grad()
 def p_toxic(model, vectorizer, class_names: list[str], texts: list[str]) -> np.ndarray:
     """P(toxic) of each comment, (n,), computed on the model's own device and brought back with .cpu()."""
+    import torch
+    from torch.nn import functional as F
+
+    from ..nn.inputs import to_torch_csr
+
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    logits, _ = model(to_torch_csr(vectorizer.transform(texts), device))
+    with torch.no_grad():
+        logits, _ = model(to_torch_csr(vectorizer.transform(texts), device))  # (n, classes)
+        p = F.softmax(logits, dim=1)[:, class_names.index("toxic")].cpu().numpy()
     model.train(was_training)
-    return F.softmax(logits, dim=1)[:, class_names.index("toxic")].cpu().numpy()
+    return p
 
 
 def interaction_table(
@@ -221,6 +227,8 @@ def interaction_analysis(dev_accuracy: dict[str, float], table: list[dict]) -> d
 # --- 4. what a GPU buys --------------------------------------------------------------------------------
 def synchronize(device: torch.device) -> None:
     """Wait for the device's queued work (GPU calls return before the work is done)."""
+    import torch
+
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     elif device.type == "mps":
@@ -232,6 +240,11 @@ def matmul_benchmark(
 ) -> dict:
     """The lecture's loop, t = normalize(t @ t, dim=1), on one device: seconds per iteration (warm-up excluded;
     stops early after max_seconds), and the result's first values read back with .cpu()."""
+    import torch
+    from torch.nn import functional as F
+
+    from ..train.devices import available_devices, resolve_device
+
     dev = resolve_device(device)
     t = torch.rand((size, size), generator=torch.Generator().manual_seed(0)).to(dev)  # made on the CPU, moved
     t = F.normalize(t @ t, dim=1)  # warm-up: kernels load, memory is allocated
@@ -258,6 +271,9 @@ def matmul_benchmark(
 
 
 def accelerators() -> list[str]:
+    """The devices present besides the CPU, e.g. ["cuda"] (asks torch)."""
+    from ..train.devices import available_devices
+
     return [key for key, _ in available_devices() if key != "cpu"]
 
 
@@ -299,64 +315,3 @@ def gpu_analysis(matmul: list[dict], epochs: dict[str, dict]) -> dict:
         best = max(rows[1:], key=lambda r: r["speed-up vs CPU (matmul)"])
         text = f"{best['device']} ran the matmul loop {best['speed-up vs CPU (matmul)']:.0f}x faster than the CPU."
     return {"rows": rows, "has_accelerator": len(matmul) > 1, "text": text}
-
-
-# --- figures ---------------------------------------------------------------------------------------------
-def overlay_figures(views: dict[str, dict]) -> tuple[go.Figure, go.Figure, go.Figure]:
-    """Several runs on shared axes: train loss (smoothed) and dev loss, dev accuracy, total gradient norm."""
-    loss, acc, grad = go.Figure(), go.Figure(), go.Figure()
-    for i, (name, v) in enumerate(views.items()):
-        color = plots.COLORS[i % len(plots.COLORS)]
-        c, e = v["curves"], v["evals"]
-        if len(c["step"]):
-            s, sm = plots.downsample(c["step"], plots.smooth(c["loss"]))
-            loss.add_trace(go.Scatter(x=s, y=sm, name=f"{name}: train loss", line=dict(color=color)))
-        if len(e.get("step", [])):
-            loss.add_trace(
-                go.Scatter(
-                    x=e["step"], y=e["dev_loss"], name=f"{name}: dev loss", line=dict(color=color, dash="dot")
-                )
-            )
-            acc.add_trace(
-                go.Scatter(
-                    x=e["step"], y=e["dev_accuracy"], name=f"{name}: dev accuracy", line=dict(color=color)
-                )
-            )
-        norm = total_grad_norm(v["grads"])
-        if len(norm):
-            s, n = plots.downsample(v["grads"]["step"], norm)
-            grad.add_trace(go.Scatter(x=s, y=n, name=f"{name}: ||gradient||", line=dict(color=color)))
-    loss.update_layout(title="Loss", xaxis_title="step", yaxis_title="cross-entropy", **plots.LAYOUT)
-    acc.update_layout(title="Dev accuracy", xaxis_title="step", yaxis_range=[0, 1.02], **plots.LAYOUT)
-    grad.update_layout(
-        title="Gradient norm (all weights, log scale)",
-        xaxis_title="step",
-        yaxis=dict(type="log", dtick=1, exponentformat="power"),
-        **plots.LAYOUT,
-    )
-    return loss, acc, grad
-
-
-def gpu_figure(analysis: dict) -> go.Figure:
-    """Bars per device: ms per matmul iteration and training examples/s, labelled with the ratio to the CPU."""
-    rows = analysis["rows"]
-    names = [r["device"] for r in rows]
-    fig = make_subplots(
-        rows=1, cols=2, subplot_titles=("normalize(t @ t), ms per iteration", "one epoch, examples/s")
-    )
-    ms = [r["matmul ms/iteration"] for r in rows]
-    fig.add_trace(
-        go.Bar(
-            x=names,
-            y=ms,
-            text=[f"{r['speed-up vs CPU (matmul)']:.1f}x" for r in rows],
-            marker_color=plots.COLORS[0],
-        ),
-        row=1,
-        col=1,
-    )
-    rates = [r["epoch examples/s"] or 0 for r in rows]
-    ratio = [f"{r['speed-up vs CPU (epoch)']:.1f}x" if r["speed-up vs CPU (epoch)"] else "" for r in rows]
-    fig.add_trace(go.Bar(x=names, y=rates, text=ratio, marker_color=plots.COLORS[2]), row=1, col=2)
-    fig.update_layout(showlegend=False, **plots.LAYOUT)
-    return fig

@@ -13,16 +13,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..config import ACTIVATIONS, ModelConfig
-
-ACTIVATION_MODULES: dict[str, type[nn.Module]] = {
-    "none": nn.Identity,
-    "relu": nn.ReLU,
-    "tanh": nn.Tanh,
-    "sigmoid": nn.Sigmoid,
-    "gelu": nn.GELU,
-}
-assert set(ACTIVATION_MODULES) == set(ACTIVATIONS)
+from ..config import ModelConfig
+from . import shapes
+from .activations import ACTIVATIONS
 
 
 class SparseLinear(nn.Module):
@@ -71,8 +64,8 @@ class FeedForwardClassifier(nn.Module):
         n_classes: int = 2,
     ):
         super().__init__()
-        if activation not in ACTIVATION_MODULES:
-            raise ValueError(f"unknown activation {activation!r}; use one of {list(ACTIVATION_MODULES)}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; use one of {list(ACTIVATIONS)}")
         self.vocab_size, self.n_classes = vocab_size, n_classes
         self.hidden_sizes = list(hidden_sizes)
         self.activation_name, self.dropout_p = activation, dropout
@@ -84,7 +77,7 @@ class FeedForwardClassifier(nn.Module):
         self.output_layer = (
             SparseLinear(last, n_classes) if not self.hidden_sizes else nn.Linear(last, n_classes)
         )
-        self.activation = ACTIVATION_MODULES[activation]()
+        self.activation = ACTIVATIONS[activation].module()
         self.dropout = nn.Dropout(dropout)
 
     @classmethod
@@ -94,7 +87,7 @@ class FeedForwardClassifier(nn.Module):
     @property
     def layer_names(self) -> list[str]:
         """Linear layers from input to output: layer_0 ... layer_{k-1}, output_layer."""
-        return [f"layer_{i}" for i in range(len(self.hidden_sizes))] + ["output_layer"]
+        return shapes.layer_names(len(self.hidden_sizes))
 
     def linear_layers(self) -> list[nn.Module]:
         return [getattr(self, name) for name in self.layer_names]
@@ -132,9 +125,3 @@ def parameter_summary(model: FeedForwardClassifier) -> list[dict]:
             }
         )
     return rows
-
-
-def count_parameters(vocab_size: int, hidden_sizes: list[int], n_classes: int) -> list[int]:
-    """Parameters per linear layer (input to output) without building the model (for the Model page)."""
-    widths = [vocab_size, *hidden_sizes, n_classes]
-    return [(a + 1) * b for a, b in zip(widths[:-1], widths[1:], strict=True)]

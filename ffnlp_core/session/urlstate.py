@@ -18,7 +18,9 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from ..config import ConfigError, DataConfig, ModelConfig, RunConfig, TrainConfig
 from ..data import samples
 from ..data.dataset import build_dataset
-from ..data.table import DataError, read_table, to_labeled
+from ..data.errors import DataError
+from ..data.labels import to_labeled
+from ..data.reading import read_table
 
 PARAM = "cfg"
 CLASSROOM_PARAM = "classroom"

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from ..config import RunConfig
 from ..data.dataset import Dataset
-from ..data.table import Table
+from ..data.reading import Table
 
 
 @dataclass

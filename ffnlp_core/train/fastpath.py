@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 import torch
-from scipy.special import erf, expit
 
 from ..config import TrainConfig
+from ..nn.activations import ACTIVATIONS
 from ..nn.model import FeedForwardClassifier
 from . import kernels
 from .probes import Probe, slope_stats
@@ -25,36 +25,6 @@ _SQRT2 = np.float32(np.sqrt(2.0))
 _INV_SQRT_2PI = np.float32(1.0 / np.sqrt(2.0 * np.pi))
 
 
-def activate(name: str, z: np.ndarray) -> np.ndarray:
-    """h = act(z), float32."""
-    if name == "none":
-        return z
-    if name == "relu":
-        return np.maximum(z, 0)
-    if name == "tanh":
-        return np.tanh(z)
-    if name == "sigmoid":
-        return expit(z)
-    if name == "gelu":
-        return z * (0.5 * (1 + erf(z / _SQRT2)))
-    raise ValueError(f"unknown activation {name!r}")
-
-
-def slope(name: str, z: np.ndarray, h: np.ndarray) -> np.ndarray | None:
-    """act'(z), or None where it is 1 everywhere."""
-    if name == "none":
-        return None
-    if name == "relu":
-        return (z > 0).astype(np.float32)
-    if name == "tanh":
-        return 1 - h * h
-    if name == "sigmoid":
-        return h * (1 - h)
-    if name == "gelu":
-        return 0.5 * (1 + erf(z / _SQRT2)) + z * _INV_SQRT_2PI * np.exp(-0.5 * z * z)
-    raise ValueError(f"unknown activation {name!r}")
-
-
 class FastCpuStepper:
     """Forward, backward and update for one batch of rows of the epoch-ordered training matrix."""
 
@@ -62,7 +32,7 @@ class FastCpuStepper:
 
     def __init__(self, model: FeedForwardClassifier, cfg: TrainConfig, seed: int):
         kernels.warm_up()
-        self.model, self.act = model, model.activation_name
+        self.model, self.act = model, ACTIVATIONS[model.activation_name]
         self.p_drop = float(model.dropout_p)
         self.kind = kernels.OPTIMIZER_CODES[cfg.optimizer]
         self.lr, self.wd, self.momentum = cfg.lr, cfg.weight_decay, cfg.momentum
@@ -130,7 +100,7 @@ class FastCpuStepper:
         kernels.sparse_forward(self.indptr, self.indices, self.data, start, stop, self.w0, self.b0, z)
         zs, hs, masks, inputs = [z], [], [], []
         for w, bias, _, _ in self.dense:
-            h = activate(self.act, zs[-1])
+            h = self.act.f(zs[-1])
             hs.append(h)
             if self.p_drop > 0:
                 mask = (self.rng.random(h.shape, dtype=np.float32) >= self.p_drop) / np.float32(
@@ -162,7 +132,7 @@ class FastCpuStepper:
             dh = dz @ w  # (B, in)
             if masks:
                 dh *= masks[i]
-            s = slope(self.act, zs[i], hs[i])
+            s = self.act.slope(zs[i], hs[i])
             slopes[i] = s
             dz = dh if s is None else dh * s
         if probe:

@@ -7,12 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import kernels
+from ..nn.activations import ACTIVATIONS, Activation
 
 SATURATION = 0.05  # an activation counts as saturated where its slope is below 5% of its maximum
-
-
-MAX_SLOPE = {"sigmoid": 0.25, "tanh": 1.0}
 
 
 @dataclass
@@ -28,32 +25,26 @@ class Probe:
     saturated: np.ndarray  # per hidden layer (NaN where it does not apply)
 
 
-def slope_stats(act: str, slopes: list[np.ndarray | None]) -> tuple[np.ndarray, np.ndarray]:
-    """activation_stats from the slopes act'(z) that backprop computed anyway (cheap on every step):
-    a ReLU unit is dead where its slope is 0 for the whole batch."""
+def slope_stats(act: Activation, slopes: list[np.ndarray | None]) -> tuple[np.ndarray, np.ndarray]:
+    """Per hidden layer, from the slopes act'(z) (B, width) that backprop computes anyway: the fraction of
+    dead units (an activation with dead units, e.g. ReLU: slope 0 for the whole batch) and the fraction of
+    saturated activations (one that saturates, e.g. sigmoid, tanh: slope < 5% of its maximum).
+    NaN where the notion does not apply."""
     k = len(slopes)
     dead = np.full(k, np.nan)
     saturated = np.full(k, np.nan)
     for i, s in enumerate(slopes):
-        if act == "relu":
+        if act.dead_units:
             dead[i] = float(np.count_nonzero(s.max(axis=0) == 0)) / s.shape[1]
-        elif act in MAX_SLOPE:
-            saturated[i] = float(np.count_nonzero(s < SATURATION * MAX_SLOPE[act])) / s.size
+        if act.saturates:
+            saturated[i] = float(np.count_nonzero(s < SATURATION * act.max_slope)) / s.size
     return dead, saturated
 
 
-def activation_stats(act: str, zs: list[np.ndarray], hs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Per hidden layer: fraction of dead ReLU units (0 for every example of the batch) and fraction of
-    saturated sigmoid/tanh activations (slope < 5% of the maximum). NaN where the notion does not apply."""
-    k = len(zs)
-    dead = np.full(k, np.nan)
-    saturated = np.full(k, np.nan)
-    if act not in ("relu", *MAX_SLOPE):
-        return dead, saturated
-    for i, (z, h) in enumerate(zip(zs, hs, strict=True)):
-        if act == "relu":
-            dead[i] = kernels.dead_fraction(np.ascontiguousarray(z, np.float32))
-        if act in MAX_SLOPE:
-            h32 = np.ascontiguousarray(h, np.float32)
-            saturated[i] = kernels.small_slope_fraction(h32, act == "sigmoid", SATURATION * MAX_SLOPE[act])
-    return dead, saturated
+def activation_stats(name: str, zs: list[np.ndarray], hs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """slope_stats from the pre-activations zs and activations hs of each hidden layer (the autograd path)."""
+    act = ACTIVATIONS[name]
+    if not (act.dead_units or act.saturates):
+        return np.full(len(zs), np.nan), np.full(len(zs), np.nan)
+    f32 = [(np.asarray(z, np.float32), np.asarray(h, np.float32)) for z, h in zip(zs, hs, strict=True)]
+    return slope_stats(act, [act.slope(z, h) for z, h in f32])

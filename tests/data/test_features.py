@@ -9,8 +9,9 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from ffnlp_core.config import DataConfig
 from ffnlp_core.data.dataset import build_dataset
+from ffnlp_core.data.errors import DataError
 from ffnlp_core.data.features import BagOfWords
-from ffnlp_core.data.table import DataError, load_labeled
+from ffnlp_core.data.labels import load_labeled
 
 # The token pattern keeps words of two or more characters, so "a" is dropped.
 CORPUS = ["the cat sat", "the cat the dog", "a dog"]

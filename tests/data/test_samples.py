@@ -4,8 +4,8 @@ import pandas as pd
 import pytest
 
 from ffnlp_core.data import samples
+from ffnlp_core.data.labels import load_labeled
 from ffnlp_core.data.samples import SAMPLES, interaction_label, make_sample, sample_csv_bytes
-from ffnlp_core.data.table import load_labeled
 
 DEFAULT_ROWS = {"interaction": 4000, "negation": 3000, "topics": 3000}
 

@@ -17,6 +17,7 @@ from ffnlp_core.config import RunConfig
 from ffnlp_core.data.dataset import build_dataset, load_source
 from ffnlp_core.events import Eval, HardExamples
 from ffnlp_core.inspect import compare, explain
+from ffnlp_core.plots import compare as compare_plots
 from ffnlp_core.runs.history import RunHistory
 from ffnlp_core.runs.manager import StoredRun
 from ffnlp_core.runs.store import BundleError, RunStore, export_bundle
@@ -140,7 +141,7 @@ def test_metrics_csv_has_every_step_and_the_evaluations(shared_run):
 def test_overlay_and_chart_html_work_offline_and_escape_names(shared_run):
     h = fold(shared_run.events)
     hostile = "<img src=x onerror=alert(1)>"
-    fig = compare.overlay_figure(
+    fig = compare_plots.overlay_figure(
         [("run-a", h.curves(), h.eval_table()), (hostile, h.curves(), h.eval_table())], "loss"
     )
     assert [t.name for t in fig.data] == [
@@ -150,8 +151,8 @@ def test_overlay_and_chart_html_work_offline_and_escape_names(shared_run):
         f"{_esc(hostile)} dev",
     ]
     assert fig.data[0].line.color != fig.data[2].line.color and fig.data[1].line.dash == "dot"
-    page = compare.charts_html(
-        [fig, compare.overlay_figure([("run-a", h.curves(), h.eval_table())], "accuracy")], hostile
+    page = compare_plots.charts_html(
+        [fig, compare_plots.overlay_figure([("run-a", h.curves(), h.eval_table())], "accuracy")], hostile
     )
     text = page.decode()
     assert len(page) > 1_000_000  # plotly.js itself is inside: no network needed to open it

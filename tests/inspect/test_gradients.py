@@ -16,6 +16,8 @@ from torch.nn import functional as F
 from ffnlp_core import cli
 from ffnlp_core.events import Finished, Gradients
 from ffnlp_core.inspect import gradients as gr
+from ffnlp_core.nn.activations import ACTIVATIONS
+from ffnlp_core.plots import gradients as grplots
 from ffnlp_core.train.loop import train
 from ffnlp_core.train.plan import build_model
 
@@ -175,8 +177,11 @@ def test_ratios_are_relative_to_the_last_hidden_layer():
 
 
 def test_chain_rule_bound_is_a_quarter_per_sigmoid_layer():
-    np.testing.assert_allclose(gr.chain_rule_bound(6), [0.25**5, 0.25**4, 0.25**3, 0.25**2, 0.25, 1.0])
-    assert gr.chain_rule_bound(1).tolist() == [1.0]
+    np.testing.assert_allclose(
+        gr.chain_rule_bound(6, ACTIVATIONS["sigmoid"].max_slope),
+        [0.25**5, 0.25**4, 0.25**3, 0.25**2, 0.25, 1.0],
+    )
+    assert gr.chain_rule_bound(1, 0.25).tolist() == [1.0]
 
 
 @pytest.mark.parametrize(
@@ -248,25 +253,28 @@ def fake_table(n: int = 50) -> dict:
 
 def test_figures_carry_the_numbers():
     t = fake_table()
-    lines = gr.lines_figure(t, LAYERS, "grad_rms")
+    lines = grplots.lines_figure(t, LAYERS, "grad_rms")
     assert [tr.name for tr in lines.data] == LAYERS and lines.layout.yaxis.type == "log"
-    heat = gr.heatmap_figure(t, LAYERS, "grad_rms")
+    heat = grplots.heatmap_figure(t, LAYERS, "grad_rms")
     z = np.asarray(heat.data[0].z)
     assert z.shape == (4, 50)
     np.testing.assert_allclose(z[:, 0], np.log10(t["grad_rms"][0]), rtol=1e-9)
     long = {k: np.repeat(v, 20, axis=0) for k, v in t.items()}  # 1,000 probes -> averaged columns
-    assert np.asarray(gr.heatmap_figure(long, LAYERS, "grad_rms").data[0].z).shape == (4, gr.HEATMAP_COLUMNS)
+    assert np.asarray(grplots.heatmap_figure(long, LAYERS, "grad_rms").data[0].z).shape == (
+        4,
+        grplots.HEATMAP_COLUMNS,
+    )
     means = gr.layer_means(t, "grad_norm")
-    bars = gr.mean_bars_figure(means, LAYERS, "grad_norm")
+    bars = grplots.mean_bars_figure(means, LAYERS, "grad_norm")
     assert list(bars.data[0].text) == ["×0.01", "×0.1", "reference", "×10"]
-    decay = gr.decay_figure(gr.layer_means(t, "signal"), means, LAYERS, "sigmoid", "grad_norm")
+    decay = grplots.decay_figure(gr.layer_means(t, "signal"), means, LAYERS, "sigmoid", "grad_norm")
     np.testing.assert_allclose(decay.data[0].y, [0.04, 0.2, 1.0])
     np.testing.assert_allclose(decay.data[2].y, [1 / 16, 1 / 4, 1.0])
-    assert len(gr.decay_figure(means, means, LAYERS, "relu", "grad_rms").data) == 2  # no bound
-    relu = gr.activation_figure(t, LAYERS, "relu")
+    assert len(grplots.decay_figure(means, means, LAYERS, "relu", "grad_rms").data) == 2  # no bound
+    relu = grplots.activation_figure(t, LAYERS, "relu")
     np.testing.assert_allclose(relu.data[2].y, 0.5)
-    assert "not defined" in gr.activation_figure(t, LAYERS, "none").layout.annotations[0].text
-    comp = gr.comparison_figure({"sigmoid": means, "relu": means * 2}, LAYERS, "grad_norm")
+    assert "not defined" in grplots.activation_figure(t, LAYERS, "none").layout.annotations[0].text
+    comp = grplots.comparison_figure({"sigmoid": means, "relu": means * 2}, LAYERS, "grad_norm")
     assert [tr.name for tr in comp.data] == ["sigmoid", "relu", "sigmoid bound 0.25/layer"]
-    multi = gr.small_multiples_figure({"sigmoid": t, "relu": t}, LAYERS, "grad_rms")
+    multi = grplots.small_multiples_figure({"sigmoid": t, "relu": t}, LAYERS, "grad_rms")
     assert len(multi.data) == 8

@@ -1,5 +1,5 @@
-"""Tests for ffnlp_core.inspect.lessons (the runs each lesson trains and the statements measured from them) and for the
-Lessons page in AppTest (lesson 3 and the zero_grad toggle end to end)."""
+"""Tests for ffnlp_core.inspect.lessons (the runs each lesson trains and the statements measured from them) and
+for ffnlp_core.plots.lessons (their figures, drawn here from the same runs)."""
 
 from pathlib import Path
 
@@ -9,6 +9,7 @@ import torch
 
 from ffnlp_core.data import samples
 from ffnlp_core.inspect import lessons
+from ffnlp_core.plots import lessons as lesson_plots
 from ffnlp_core.runs.history import RunHistory
 from ffnlp_core.train.loop import train
 from ffnlp_core.train.plan import build_model
@@ -169,7 +170,7 @@ def test_gpu_analysis_without_and_with_an_accelerator(monkeypatch):
     assert both["rows"][1]["speed-up vs CPU (matmul)"] == pytest.approx(50.0)
     assert both["rows"][1]["speed-up vs CPU (epoch)"] == pytest.approx(4.0)
     assert "50x faster" in both["text"]
-    fig = lessons.gpu_figure(both)
+    fig = lesson_plots.gpu_figure(both)
     assert [list(t.y) for t in fig.data] == [[100.0, 2.0], [1000.0, 4000.0]]
     monkeypatch.setattr(lessons, "accelerators", lambda: ["cuda"])
     cfgs = lessons.gpu_epoch_configs()
@@ -194,7 +195,7 @@ def test_engine_comparison_states_the_gap():
 
 
 def test_overlay_figures_draw_each_run(zero_grad_runs):
-    loss, acc, grad = lessons.overlay_figures(zero_grad_runs)
+    loss, acc, grad = lesson_plots.overlay_figures(zero_grad_runs)
     assert [t.name for t in grad.data] == ["correct: ||gradient||", "buggy: ||gradient||"]
     assert len(acc.data) == 2 and len(loss.data) == 4
     assert grad.layout.yaxis.type == "log"
@@ -238,3 +239,15 @@ def test_gpu_check_runs_on_the_cpu_says_no_cuda_and_fails_soft(tmp_path):
     )
     assert parts[-1] == "done" and lines[-1]["cuda"] is False
     assert list(tmp_path.iterdir()) == [bad]  # nothing written
+
+
+def test_importing_the_lessons_does_not_import_torch_or_plotly():
+    import subprocess
+    import sys
+
+    code = "import sys, ffnlp_core.inspect.lessons; print(sorted({'torch', 'plotly'} & set(sys.modules)))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"  # the Lessons page reads the configurations without either

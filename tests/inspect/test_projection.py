@@ -17,6 +17,7 @@ import torch
 from ffnlp_core.events import Eval, HiddenSnapshot
 from ffnlp_core.inspect import projection as pj
 from ffnlp_core.nn.inputs import to_torch_csr
+from ffnlp_core.plots import representations as rplots
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -168,22 +169,22 @@ HOSTILE = '<script>alert("x")</script> <img src=x onerror=alert(1)> & <b>bold</b
 
 
 def test_hover_text_is_escaped_and_cut():
-    h = pj.hover_text(HOSTILE)
+    h = rplots.hover_text(HOSTILE)
     assert "<script>" not in h and "<img" not in h and "<b>" not in h
     assert "&lt;script&gt;" in h and "&amp;" in h
     assert html.unescape(h.replace("<br>", " ")) == HOSTILE  # nothing lost, only escaped and wrapped
     long = " ".join(f"word{i}" for i in range(100))
-    cut = html.unescape(pj.hover_text(long).replace("<br>", " "))
-    assert len(cut) <= pj.HOVER_CHARS and cut.endswith("…") and long.startswith(cut[:-1].rstrip())
-    assert pj.hover_text(None) == "(comment not stored)"
+    cut = html.unescape(rplots.hover_text(long).replace("<br>", " "))
+    assert len(cut) <= rplots.HOVER_CHARS and cut.endswith("…") and long.startswith(cut[:-1].rstrip())
+    assert rplots.hover_text(None) == "(comment not stored)"
 
 
 def test_figure_customdata_carries_escaped_text_labels_and_rows():
     probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6]], np.float32)
-    points = pj.point_data(
+    points = rplots.point_data(
         np.array([7, 3, 5]), [HOSTILE, "fine", None], [0, 1, 0], probs, ["ok", "<i>bad</i>"]
     )
-    fig = pj.scatter_figure(np.zeros((3, 2), np.float32), points, "gold", "h0")
+    fig = rplots.scatter_figure(np.zeros((3, 2), np.float32), points, "gold", "h0")
     custom = np.concatenate([np.asarray(t.customdata, object) for t in fig.data])
     assert sorted(custom[:, 0].tolist()) == [3, 5, 7]
     text = " ".join(custom[:, 1])
@@ -196,20 +197,20 @@ def test_figure_customdata_carries_escaped_text_labels_and_rows():
 
 def test_colour_modes_group_the_points():
     probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.7, 0.3]], np.float32)
-    points = pj.point_data(np.arange(4), ["a", "b", "c", "d"], [0, 1, 1, 1], probs, ["no", "yes"])
+    points = rplots.point_data(np.arange(4), ["a", "b", "c", "d"], [0, 1, 1, 1], probs, ["no", "yes"])
     coords = np.arange(8, dtype=np.float32).reshape(4, 2)
     counts = lambda fig: {t.name: len(t.x) for t in fig.data}  # noqa: E731
-    assert counts(pj.scatter_figure(coords, points, "gold")) == {"no": 1, "yes": 3}
-    assert counts(pj.scatter_figure(coords, points, "predicted")) == {"no": 2, "yes": 2}
-    assert counts(pj.scatter_figure(coords, points, "correct")) == {"correct": 3, "wrong": 1}
-    prob = pj.scatter_figure(coords, points, "probability")
+    assert counts(rplots.scatter_figure(coords, points, "gold")) == {"no": 1, "yes": 3}
+    assert counts(rplots.scatter_figure(coords, points, "predicted")) == {"no": 2, "yes": 2}
+    assert counts(rplots.scatter_figure(coords, points, "correct")) == {"correct": 3, "wrong": 1}
+    prob = rplots.scatter_figure(coords, points, "probability")
     assert len(prob.data) == 1 and prob.data[0].name == "P(yes)"
     np.testing.assert_allclose(prob.data[0].marker.color, probs[:, 1])
 
 
 def test_selected_rows_come_from_customdata_in_order_without_repeats():
     event = [{"customdata": [5, "a"]}, {"customdata": [3, "b"]}, {"customdata": [5, "a"]}, {"x": 1}]
-    assert pj.selected_rows(event) == [5, 3]
+    assert rplots.selected_rows(event) == [5, 3]
 
 
 # --- cache and worker ---------------------------------------------------------------------------------

@@ -9,14 +9,14 @@ import torch
 from torch import nn
 
 from ffnlp_core.config import ACTIVATIONS, ModelConfig
+from ffnlp_core.nn import activations
 from ffnlp_core.nn.inputs import to_torch_csr
 from ffnlp_core.nn.model import (
-    ACTIVATION_MODULES,
     FeedForwardClassifier,
     SparseLinear,
-    count_parameters,
     parameter_summary,
 )
+from ffnlp_core.nn.shapes import count_parameters
 
 VOCAB = 12
 
@@ -183,7 +183,10 @@ def test_each_activation_applies_its_function(activation):
 
 
 def test_activation_registry_matches_config():
-    assert list(ACTIVATION_MODULES) == list(ACTIVATIONS)
+    assert list(activations.ACTIVATIONS) == list(ACTIVATIONS)
+    for name, record in activations.ACTIVATIONS.items():
+        assert ACTIVATIONS[name] == record.description
+        assert type(make_model(hidden=(3,), activation=name).activation).__name__ == record.torch_module
 
 
 def test_unknown_activation_is_refused_with_the_choices():
