@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import os
 import re
 import threading
 import time
@@ -33,7 +32,7 @@ def manager() -> JobManager:
     """One JobManager per server process, shared by every session (never tied to a session's lifetime)."""
     # Training runs in worker processes: the pages never wait on a training loop for Python's GIL, and a
     # crashed run (even one the kernel kills) takes down only itself. FFNLP_WORKERS=thread for AppTest.
-    jm = JobManager(mode=os.environ.get("FFNLP_WORKERS", "process"))
+    jm = JobManager()  # FFNLP_WORKERS (ffnlp_core.settings): worker processes by default
     threading.Thread(target=_warm_up, name="ffnlp-warmup", daemon=True).start()
     return jm
 

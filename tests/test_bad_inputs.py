@@ -94,10 +94,10 @@ def test_cli_exits_non_zero_with_one_line(case, tmp_path, capsys):
 @pytest.mark.parametrize(
     "change, message",
     [
-        ({"lr": 1e6}, "learning rate must be in (0, 10]"),
-        ({"lr": 0.0}, "learning rate must be in (0, 10]"),
-        ({"batch_size": 0}, "batch size must be at least 1"),
-        ({"epochs": 0}, "train for at least 1 epoch"),
+        ({"lr": 1e6}, "learning rate must be from 1e-06 to 10.0, got 1000000.0; try 0.001"),
+        ({"lr": 0.0}, "learning rate must be from 1e-06 to 10.0, got 0.0; try 0.001"),
+        ({"batch_size": 0}, "batch size must be from 1 to 100000, got 0"),
+        ({"epochs": 0}, "epochs must be from 1 to 1000, got 0"),
     ],
 )
 def test_nonsense_hyperparameters_are_refused(change, message):

@@ -306,7 +306,7 @@ def test_config_errors_come_from_validation(capsys, interaction):
         prepare(cfg, interaction)  # the one check, once the data is loaded
     code, out, err = run_main(capsys, "--epochs", "0", "--json")
     assert code == 2 and out == ""
-    assert "train for at least 1 epoch, got 0" in one_line_error(err)
+    assert "epochs must be from 1 to 1000, got 0" in one_line_error(err)
 
 
 def test_argparse_refuses_unknown_choices(capsys):

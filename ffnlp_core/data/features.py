@@ -10,7 +10,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 
 from ..config import VECTORIZERS
 from .errors import DataError
@@ -30,6 +29,8 @@ class BagOfWords:
         self.max_features = max_features
 
     def _make(self):
+        from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer  # ~1 s to import
+
         if self.kind not in VECTORIZERS:
             raise ValueError(f"unknown vectorizer {self.kind!r}; use one of {list(VECTORIZERS)}")
         common = dict(

@@ -25,6 +25,7 @@ from collections.abc import Callable
 import numpy as np
 import scipy.sparse as sp
 
+from .. import settings
 from ..events import HiddenSnapshot
 
 METHODS: dict[str, str] = {
@@ -324,7 +325,7 @@ def warm_up_umap(rows: int = 5000, dims: int = 20, seed: int = 0) -> bool:
     with _WARM_LOCK:
         if _WARM["state"] in ("compiling", "ready"):
             return _WARM["state"] == "ready"
-        if os.environ.get("FFNLP_UMAP", "1") == "0":  # e.g. page tests that never need UMAP
+        if not settings.umap_enabled():  # e.g. page tests that never need UMAP
             _WARM.update(state="failed", error="UMAP is switched off here (FFNLP_UMAP=0)")
             return False
         _WARM.update(state="compiling", stage="starting", started=time.monotonic(), error="")

@@ -19,20 +19,22 @@ import weakref
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from threadpoolctl import threadpool_limits
 
+from .. import settings
 from ..config import RunConfig
-from ..data.dataset import Dataset
-from ..nn.model import FeedForwardClassifier
-from ..train.loop import train
 from ..train.plan import build_model, new_run_id
 from .history import RunHistory
 from .spawn import START_LOCK, bare_main
 from .store import RunStore
 from .worker import worker_main
+
+if TYPE_CHECKING:  # the web server imports this module before torch or scikit-learn (a fast first page)
+    from ..data.dataset import Dataset
+    from ..nn.model import FeedForwardClassifier
 
 SAVE_EVERY_SECONDS = 5.0
 
@@ -149,16 +151,6 @@ def _stop_all_at_exit() -> None:
             manager.shutdown(timeout=5.0)
 
 
-def _positive_env(name: str) -> int | None:
-    """A whole number of at least 1 from the environment; None when unset or empty."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return None
-    if not raw.isdigit() or int(raw) < 1:
-        raise ValueError(f"{name} must be a whole number of at least 1, got {raw!r}")
-    return int(raw)
-
-
 def _slim(ds: Dataset) -> Dataset:
     """The data set without its texts: what a worker needs to train (smaller to send)."""
     return replace(ds, labeled=replace(ds.labeled, texts=[]))
@@ -166,6 +158,10 @@ def _slim(ds: Dataset) -> Dataset:
 
 def _load_weights(job: Job, state: dict) -> None:
     """Refresh the server's copy of a worker's model (the playground and exports read it)."""
+    import torch
+
+    from ..nn.model import FeedForwardClassifier
+
     tensors = {k: torch.from_numpy(v) for k, v in state.items()}
     model = job.model
     if model is None:
@@ -260,7 +256,7 @@ class JobManager:
         threads_per_job: int = 1,
         mode: str | None = None,
     ):
-        self.mode = mode or os.environ.get("FFNLP_WORKERS", "thread")
+        self.mode = mode or settings.workers()
         if self.mode not in ("thread", "process"):
             raise ValueError(f"worker mode must be 'thread' or 'process', got {self.mode!r}")
         self.store = store or RunStore()
@@ -268,9 +264,7 @@ class JobManager:
         cores = os.cpu_count() or 1
         self.threads_per_job = threads_per_job
         # FFNLP_MAX_CONCURRENT: the server's own limit, read here as FFNLP_WORKERS is (default: the cores)
-        self.max_concurrent = (
-            max_concurrent or _positive_env("FFNLP_MAX_CONCURRENT") or max(1, cores // threads_per_job)
-        )
+        self.max_concurrent = max_concurrent or settings.max_concurrent() or max(1, cores // threads_per_job)
         self.heartbeat_timeout = heartbeat_timeout
         self.max_in_memory = max_in_memory
         self.jobs: OrderedDict[str, Job] = OrderedDict()
@@ -280,7 +274,10 @@ class JobManager:
         self.lock = threading.RLock()
         self._closed = threading.Event()
         # One thread per job and no BLAS thread pools: concurrent runs must not oversubscribe the cores.
-        torch.set_num_threads(threads_per_job)
+        if self.mode == "thread":  # training in this process; worker processes set their own
+            import torch
+
+            torch.set_num_threads(threads_per_job)
         self._blas = threadpool_limits(limits=threads_per_job)
         self.slots: list[_Slot] = []
         if self.mode == "process":  # started now, so the first run does not wait for torch to import
@@ -396,6 +393,8 @@ class JobManager:
 
     def _work(self, job: Job) -> None:
         status, reason = "failed", "the worker ended unexpectedly"
+        from ..train.loop import train  # thread mode: training in this process
+
         try:
             if job.model is None:
                 job.model = build_model(job.cfg, job.ds)

@@ -18,16 +18,17 @@ import shutil
 import time
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from safetensors.torch import load as load_safetensors
-from safetensors.torch import save as save_safetensors
 
+from .. import settings
 from ..config import ConfigError, RunConfig
-from ..data.features import BagOfWords
-from ..nn.model import FeedForwardClassifier
 from .history import RunHistory
+
+if TYPE_CHECKING:  # torch, safetensors and scikit-learn are imported where weights are read or written
+    from ..data.features import BagOfWords
+    from ..nn.model import FeedForwardClassifier
 
 LIVE = ("queued", "running")
 MAX_BUNDLE_BYTES = 512 * 1024 * 1024
@@ -38,7 +39,7 @@ class BundleError(ValueError):
 
 
 def default_root() -> Path:
-    return Path(os.environ.get("FFNLP_RUNS_DIR", "runs"))
+    return settings.runs_dir()
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -64,7 +65,7 @@ class RunStore:
 
     def __init__(self, root: str | Path | None = None, max_runs: int | None = None):
         self.root = Path(root) if root is not None else default_root()
-        self.max_runs = max_runs or int(os.environ.get("FFNLP_MAX_RUNS", "200"))
+        self.max_runs = max_runs or settings.max_runs()
         self.root.mkdir(parents=True, exist_ok=True)
 
     def folder(self, run_id: str) -> Path:
@@ -179,6 +180,8 @@ class RunStore:
 
 # --- model bundles (download / upload) ----------------------------------------------------------
 def _weights_bytes(model: FeedForwardClassifier) -> bytes:
+    from safetensors.torch import save as save_safetensors
+
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     return save_safetensors(tensors)
 
@@ -186,6 +189,11 @@ def _weights_bytes(model: FeedForwardClassifier) -> bytes:
 def _rebuild(
     cfg: RunConfig, info: dict, weights: bytes
 ) -> tuple[FeedForwardClassifier, BagOfWords, list[str]]:
+    from safetensors.torch import load as load_safetensors
+
+    from ..data.features import BagOfWords
+    from ..nn.model import FeedForwardClassifier
+
     vec = BagOfWords.from_state(info["vectorizer"])
     classes = list(info["classes"])
     model = FeedForwardClassifier.from_config(cfg.model, vec.vocab_size, len(classes))
@@ -277,4 +285,6 @@ def save_events(folder: str | Path, cfg: RunConfig, ds, events: list, model=None
 
 def torch_load_weights_only(path: str | Path):
     """The only way ffnlp reads a .pt file: tensors only, never arbitrary pickled objects."""
+    import torch
+
     return torch.load(path, map_location="cpu", weights_only=True)
