@@ -18,7 +18,6 @@ st.set_page_config(page_title="ffnlp", page_icon=":material/hub:", layout="wide"
 ws = ui.workspace()
 if ws.classroom:  # ?classroom=1: larger type, containers keyed "advanced_..." hidden
     st.html(f"<style>{urlstate.CLASSROOM_CSS}</style>")
-ui.manager()  # start the job manager (and the background warm-up) with the first page view
 
 PAGES = {
     "Build": [
@@ -51,3 +50,4 @@ page = st.navigation({k: v for k, v in nav.items() if v})
 ui.sidebar_status(ws)
 page.run()
 ui.keep_url(ws)
+ui.manager()  # the job manager and the background warm-up start once the first page is drawn

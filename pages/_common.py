@@ -33,7 +33,7 @@ def manager() -> JobManager:
     # Training runs in worker processes: the pages never wait on a training loop for Python's GIL, and a
     # crashed run (even one the kernel kills) takes down only itself. FFNLP_WORKERS=thread for AppTest.
     jm = JobManager()  # FFNLP_WORKERS (ffnlp_core.settings): worker processes by default
-    threading.Thread(target=_warm_up, name="ffnlp-warmup", daemon=True).start()
+    threading.Thread(target=_warm_up, args=(jm.mode,), name="ffnlp-warmup", daemon=True).start()
     return jm
 
 
@@ -86,11 +86,18 @@ def live_fragment(run_every: float | None, factor: float = 1.0):
     return decorate
 
 
-def _warm_up() -> None:
-    """Compile the fast path's kernels and UMAP's numba code in the background at start-up."""
-    from ffnlp_core.train import kernels
+def _warm_up(mode: str) -> None:
+    """After the first page: import torch (the Train page, Try it and model reloads need it here), compile the fast path's
+    kernels where runs train in this process (thread mode; worker processes compile their own), and warm
+    UMAP's numba code in the UMAP process."""
+    from ffnlp_core.train.devices import available_devices
 
-    kernels.warm_up()
+    available_devices()  # imports torch: the Train page's device list is then at hand
+
+    if mode == "thread":
+        from ffnlp_core.train import kernels
+
+        kernels.warm_up()
     try:
         from ffnlp_core.inspect import projection
 
@@ -165,8 +172,8 @@ def load_default_data(ws: Workspace) -> None:
     cfg = ws.config.data
     cfg.source, cfg.text_column, cfg.label_column = f"builtin:{name}", table.text_column, table.label_column
     ws.table, ws.upload_key, ws.data_name = table, f"builtin:{name}", f"built-in: {name}"
-    ws.dataset = shared_dataset(table, cfg, ws.upload_key)
     ws.dataset_key = dataset_key(ws)
+    ws.pending = _builds().start(ws.dataset_key, table, cfg)  # read (and waited for) when a page needs it
 
 
 def shared_dataset(table, cfg, upload_key: str):
@@ -180,12 +187,44 @@ def shared_dataset(table, cfg, upload_key: str):
     its own), so sessions can share one. DataError propagates and is not cached. Same signature as
     urlstate.apply_to_workspace's `build`.
     """
-    return _dataset(_key(upload_key, cfg), table, cfg)
+    return _builds().start(_key(upload_key, cfg), table, cfg).result()
 
 
-@st.cache_resource(show_spinner=False, max_entries=8, ttl=3600)
-def _dataset(key: tuple, _table, _cfg):  # key: _key(); the _-arguments are not hashed
-    return build_dataset(to_labeled(_table, _cfg.text_column, _cfg.label_column), _cfg)
+class _Builds:
+    """Data sets being built or built, server-wide, by key (the 8 most recently used are kept, each for an
+    hour): a build runs in a background thread, so a page that does not need the data yet (Home's first
+    view: scikit-learn alone takes a second to import) draws at once, and pages that do wait for it."""
+
+    MAX, TTL = 8, 3600.0
+
+    def __init__(self):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ffnlp-dataset")
+        self.items: dict[tuple, tuple[float, object]] = {}
+        self.lock = threading.Lock()
+
+    def start(self, key: tuple, table, cfg):
+        """The Future of the data set for key (started now unless already building or built)."""
+        now = time.monotonic()
+        with self.lock:
+            created, fut = self.items.pop(key, (now, None))
+            stale = fut is not None and (now - created > self.TTL or (fut.done() and fut.exception()))
+            if fut is None or stale:  # a DataError is not kept: the next try builds again
+                created, fut = now, self.pool.submit(build_dataset_of, table, cfg)
+            self.items[key] = (created, fut)  # the newest at the end
+            while len(self.items) > self.MAX:
+                self.items.pop(next(iter(self.items)))
+            return fut
+
+
+def build_dataset_of(table, cfg):
+    return build_dataset(to_labeled(table, cfg.text_column, cfg.label_column), cfg)
+
+
+@st.cache_resource(show_spinner=False)
+def _builds() -> _Builds:
+    return _Builds()
 
 
 def dataset_key(ws: Workspace) -> tuple:

@@ -41,23 +41,38 @@ for col, (path, title, text, icon) in zip(cols, steps, strict=True):
 
 st.subheader("At a glance")
 c1, c2, c3 = st.columns(3)
-with c1.container(border=True):
+
+
+@st.fragment(run_every=None if ws.dataset_ready else 0.5)
+def data_card() -> None:
+    """The data at a glance; on a server's first page the bag of words may still be counted meanwhile."""
     st.markdown("**Data**")
+    if not ws.dataset_ready:
+        st.text(ws.data_name)
+        st.caption("counting words…")
+        return
     if ws.dataset is None:
         st.caption("Nothing loaded yet.")
-    else:
-        s = ws.dataset.summary()
-        st.text(ws.data_name)
-        st.caption(
-            f"{s['train_examples'] + s['dev_examples']:,} comments · {len(s['classes'])} classes · "
-            f"vocabulary {s['vocab_size']:,}"
-        )
+        return
+    s = ws.dataset.summary()
+    st.text(ws.data_name)
+    st.caption(
+        f"{s['train_examples'] + s['dev_examples']:,} comments · {len(s['classes'])} classes · "
+        f"vocabulary {s['vocab_size']:,}"
+    )
+    if not ready_at_start:
+        st.rerun()  # ready now: one full rerun stops the polling and fills in the model card
+
+
+ready_at_start = ws.dataset_ready
+with c1.container(border=True):
+    data_card()
 with c2.container(border=True):
     st.markdown("**Model**")
     m = ws.config.model
     hidden = ", ".join(str(h) for h in m.hidden_sizes) or "none (logistic regression)"
     st.caption(f"hidden layers: {hidden} · activation {m.activation} · dropout {m.dropout:g}")
-    if ws.dataset is not None:
+    if ws.dataset_ready and ws.dataset is not None:
         total = sum(count_parameters(ws.dataset.vocab_size, m.hidden_sizes, ws.dataset.n_classes))
         st.caption(f"{total:,} parameters")
 with c3.container(border=True):

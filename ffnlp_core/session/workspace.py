@@ -11,6 +11,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from ..config import RunConfig
@@ -22,7 +23,8 @@ from ..data.reading import Table
 class Workspace:
     sid: str
     config: RunConfig = field(default_factory=RunConfig)
-    dataset: Dataset | None = None  # the current, validated data
+    _dataset: Dataset | None = None  # the current, validated data (see `dataset`)
+    pending: Future | None = field(default=None, repr=False)  # a data set still being built
     table: Table | None = None  # the current file as read (for choosing columns)
     data_name: str = ""  # "built-in interaction" or the uploaded file's name
     data_error: str = ""  # the last refused upload's message (the previous data stays)
@@ -34,6 +36,22 @@ class Workspace:
     classroom: bool = False
     extras: dict = field(default_factory=dict)  # per-page state that must survive a reload (e.g. run groups)
     last_used: float = field(default_factory=time.time)
+
+    @property
+    def dataset(self) -> Dataset | None:
+        """The current data set; waits for one still being built (`pending`) on first use."""
+        if self.pending is not None:
+            self._dataset, self.pending = self.pending.result(), None
+        return self._dataset
+
+    @dataset.setter
+    def dataset(self, value: Dataset | None) -> None:
+        self._dataset, self.pending = value, None
+
+    @property
+    def dataset_ready(self) -> bool:
+        """True when reading `dataset` does not wait (a page can draw before the bag of words is built)."""
+        return self.pending is None or self.pending.done()
 
     def remember_run(self, run_id: str) -> None:
         self.run_id = run_id
