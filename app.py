@@ -8,15 +8,16 @@ from pathlib import Path
 
 import streamlit as st
 
-from ffnlp_core.session import urlstate
 from pages import _common as ui
 
 ui.leave_legacy_pages_mode()  # before anything is drawn (see its docstring)
 
 st.set_page_config(page_title="ffnlp", page_icon=":material/hub:", layout="wide")
 
-ws = ui.workspace()
+ws = ui.workspace(wait_for_data=False)  # the pages that need the data wait for it themselves
 if ws.classroom:  # ?classroom=1: larger type, containers keyed "advanced_..." hidden
+    from ffnlp_core.session import urlstate
+
     st.html(f"<style>{urlstate.CLASSROOM_CSS}</style>")
 
 PAGES = {
@@ -50,4 +51,4 @@ page = st.navigation({k: v for k, v in nav.items() if v})
 ui.sidebar_status(ws)
 page.run()
 ui.keep_url(ws)
-ui.manager()  # the job manager and the background warm-up start once the first page is drawn
+ui.after_first_page()  # the job manager and the warm-up start once the first page is drawn

@@ -5,7 +5,7 @@ import streamlit as st
 from ffnlp_core.nn.shapes import count_parameters
 from pages import _common as ui
 
-ws = ui.workspace()
+ws = ui.workspace(wait_for_data=False)  # the data card says "counting words…" meanwhile
 st.title("ffnlp: how a feedforward network learns to read comments")
 st.write(
     "Load labeled comments, build a network, train it live and look inside: which layers learn, "
@@ -43,7 +43,7 @@ st.subheader("At a glance")
 c1, c2, c3 = st.columns(3)
 
 
-@st.fragment(run_every=None if ws.dataset_ready else 0.5)
+@st.fragment(run_every=None if ws.dataset_ready else 1.0)
 def data_card() -> None:
     """The data at a glance; on a server's first page the bag of words may still be counted meanwhile."""
     st.markdown("**Data**")

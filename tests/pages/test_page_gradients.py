@@ -3,26 +3,10 @@
 import math
 from pathlib import Path
 
-import pytest
-
 from ffnlp_core.inspect import gradients as gr
 from ffnlp_core.runs.store import RunStore
 
 PAGE = Path(__file__).resolve().parents[2] / "pages" / "gradients.py"
-
-
-@pytest.fixture
-def app_env(tmp_path, monkeypatch):
-    import streamlit as st
-
-    monkeypatch.setenv("FFNLP_RUNS_DIR", str(tmp_path / "runs"))
-    monkeypatch.setenv("FFNLP_WORKERS", "thread")
-    st.cache_resource.clear()
-    yield tmp_path / "runs"
-    from pages import _common as ui
-
-    ui.manager().shutdown()
-    st.cache_resource.clear()
 
 
 def stored_run(runs_dir, interaction, make_config) -> tuple[str, dict, list[str]]:

@@ -5,7 +5,6 @@ import time
 from pathlib import Path
 
 import pytest
-import streamlit
 from streamlit.testing.v1 import AppTest
 
 from ffnlp_core.inspect import lessons
@@ -14,17 +13,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def page(tmp_path, monkeypatch):
-    monkeypatch.setenv("FFNLP_RUNS_DIR", str(tmp_path))
-    monkeypatch.setenv("FFNLP_WORKERS", "thread")
-    streamlit.cache_resource.clear()
+def page(app_env):
     at = AppTest.from_file(str(ROOT / "pages" / "lessons.py"), default_timeout=120)
     at.run()
-    yield at
-    from pages import _common as ui
-
-    ui.manager().shutdown()
-    streamlit.cache_resource.clear()
+    return at
 
 
 def poll(at, found, timeout=120):

@@ -1,29 +1,8 @@
 """Page tests (AppTest) of Representations (/representations): a finished run projected, then read back."""
 
-import threading
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def app_env(tmp_path, monkeypatch):
-    import streamlit as st
-
-    monkeypatch.setenv("FFNLP_RUNS_DIR", str(tmp_path / "runs"))
-    monkeypatch.setenv("FFNLP_WORKERS", "thread")
-    monkeypatch.setenv("FFNLP_UMAP", "0")  # the app's start-up warm-up: no UMAP process for a PCA test
-    st.cache_resource.clear()
-    yield
-    from pages import _common as ui
-
-    ui.manager().shutdown()
-    for thread in threading.enumerate():  # the warm-up reads FFNLP_UMAP: let it finish before it is unset
-        if thread.name == "ffnlp-warmup":
-            thread.join(60)
-    st.cache_resource.clear()
 
 
 def test_page_projects_a_finished_run_and_lists_nothing_until_a_selection(app_env):

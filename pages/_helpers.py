@@ -1,0 +1,47 @@
+"""Small helpers every page uses: links to other pages, the stop when no data is loaded, widgets synced
+to the workspace config, and number formatting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+PAGES_ROOT = Path(__file__).resolve().parent.parent  # page paths ("pages/data.py") are relative to it
+
+
+def page_link(path: str, **kwargs) -> None:
+    """st.page_link to pages this app has; plain text where the page is not in the navigation (a page run
+    on its own, as in AppTest)."""
+    from streamlit.errors import StreamlitPageNotFoundError
+
+    if not (PAGES_ROOT / path).exists():
+        return
+    try:
+        st.page_link(path, **kwargs)
+    except StreamlitPageNotFoundError:
+        st.caption(kwargs.get("label", path))
+
+
+def need_data(ws):
+    """Stop the page with a pointer to the Data page when no data is loaded."""
+    if ws.dataset is None:
+        st.info("No data yet: load the built-in comments or your own CSV first.")
+        page_link("pages/data.py", label="Go to Data", icon=":material/table:")
+        st.stop()
+    return ws.dataset
+
+
+def synced(widget, key: str, current, apply, **kwargs):
+    """A widget whose value lives in the workspace: initialised from `current`, written back via `apply`."""
+    if key not in st.session_state:
+        st.session_state[key] = current
+
+    def on_change():
+        apply(st.session_state[key])
+
+    return widget(key=key, on_change=on_change, **kwargs)
+
+
+def fmt_count(n: int) -> str:
+    return f"{n:,}"

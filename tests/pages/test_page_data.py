@@ -1,0 +1,72 @@
+"""Page tests (AppTest) of Data (/data): the built-in sets, an upload with its columns guessed, and
+refused files and settings that keep the previous data (also across sessions)."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.usefixtures("app_env")
+
+EXCEL = ("book.csv", b"PK\x03\x04" + b"\0" * 100, "text/csv")  # an Excel workbook renamed .csv
+
+
+def metric(at, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def test_data_defaults_to_the_builtin_comments_and_switches_sets(open_page):
+    at = open_page("data")
+    assert metric(at, "Comments kept") == "4,000"
+    assert at.selectbox(key="data_text_column").value == "text"
+    assert at.selectbox(key="data_label_column").value == "label"
+    at.selectbox(key="data_sample").set_value("topics").run()
+    assert not at.exception
+    assert metric(at, "Comments kept") == "3,000"
+    classes = {row["class"] for row in at.dataframe[0].value.to_dict("records")}
+    assert classes == {"food", "music", "sports", "tech"}
+
+
+def test_data_upload_picks_columns_and_a_bad_file_keeps_the_previous_data(open_page):
+    at = open_page("data")
+    at.segmented_control(key="data_mode").set_value("upload").run()
+    rows = ["id;review;stars"] + [
+        f"{i};{'great fun' if i % 2 else 'awful and slow'} {i};{i % 2}" for i in range(60)
+    ]
+    at.file_uploader(key="data_upload").set_value(("reviews.csv", "\n".join(rows).encode(), "text/csv")).run()
+    assert not at.exception
+    assert at.selectbox(key="data_text_column").value == "review"
+    assert at.selectbox(key="data_label_column").value == "stars"
+    assert metric(at, "Comments kept") == "60"
+    # the core's message is shown and the previous data stays
+    at.file_uploader(key="data_upload").set_value(EXCEL).run()
+    assert any("Excel" in e.value for e in at.error)
+    assert metric(at, "Comments kept") == "60"
+
+
+def test_data_min_df_too_high_is_refused_with_a_message(open_page):
+    at = open_page("data")
+    at.number_input(key="data_min_df").set_value(5000).run()  # more than the 3,200 training comments
+    assert any("min_df" in e.value for e in at.error)
+    assert metric(at, "Comments kept") == "4,000"  # the previous data set is still there
+
+
+def test_a_refused_upload_never_shows_another_sessions_data(open_page, workspace_of):
+    # The same column names as the built-in data: only the files tell the two sessions' data apart.
+    rows = ["text,label"] + [f"{'great fun' if i % 2 else 'awful and slow'} {i},{i % 2}" for i in range(60)]
+    first = open_page("data")
+    first.segmented_control(key="data_mode").set_value("upload").run()
+    first.file_uploader(key="data_upload").set_value(
+        ("reviews.csv", "\n".join(rows).encode(), "text/csv")
+    ).run()
+    first.file_uploader(key="data_upload").set_value(EXCEL).run()
+    assert metric(first, "Comments kept") == "60"
+    # Another student uploads the same broken file: they keep their own (built-in) data.
+    second = open_page("data")
+    second.segmented_control(key="data_mode").set_value("upload").run()
+    second.file_uploader(key="data_upload").set_value(EXCEL).run()
+    assert any("Excel" in e.value for e in second.error)
+    assert metric(second, "Comments kept") == "4,000"
+    assert workspace_of(second).dataset.x_train.shape[0] == 3200
+    second.run()  # the refused file is not read again, and its message stays while it is in the box
+    assert any("Excel" in e.value for e in second.error)
+    assert metric(second, "Comments kept") == "4,000"

@@ -1,0 +1,63 @@
+"""Page tests (AppTest) of Train (/train): Start, a poll, Stop and the run history; a refused batch size;
+a run that waits in the queue."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+pytestmark = pytest.mark.usefixtures("app_env")
+
+
+def test_train_start_poll_and_stop(open_page):
+    at = open_page("train")
+    at.number_input(key="train_epochs").set_value(400).run()
+    at.button(key="train_start").click().run()
+    assert not at.exception
+    from pages import _common as ui
+
+    jobs = ui.manager().jobs_of(at.session_state["sid"])
+    assert len(jobs) == 1
+    job = jobs[0]
+    deadline = time.monotonic() + 20
+    while job.read(lambda h: h.steps_done) < 50 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    at.run()  # a poll: run_every never fires in AppTest
+    assert at.progress and at.progress[0].text.startswith("running · step")
+    assert job.status == "running"
+    at.button(key="train_stop").click().run()
+    assert job.wait(5)
+    assert job.status == "stopped"
+    done = job.read(lambda h: h.steps_done)
+    assert 0 < done < 400 * 100
+    at.run()
+    history = at.dataframe[-1].value
+    assert history["run"].tolist() == [job.run_id] and history["status"].tolist() == ["stopped"]
+
+
+def test_train_refuses_a_batch_larger_than_the_data(open_page):
+    at = open_page("train")
+    at.number_input(key="train_batch_size").set_value(50_000).run()
+    at.button(key="train_start").click().run()
+    assert any("batch size 50,000 is larger" in e.value for e in at.error)
+
+
+def test_a_run_that_waits_shows_its_place_in_the_queue(open_page, workspace_of):
+    from pages import _common as ui
+
+    at = open_page("train")
+    ws = workspace_of(at)
+    jm = ui.manager()
+    long = ws.config.__class__.from_dict(ws.config.to_dict())
+    long.train.epochs = 1000
+    busy = [jm.submit(long, ws.dataset, owner="someone else") for _ in range(jm.max_concurrent)]
+    try:
+        at.button(key="train_start").click().run()
+        assert not at.exception
+        info = " ".join(i.value for i in at.info)
+        assert f"Waiting in the queue: position 1 · {jm.max_concurrent} run(s) training" in info
+        assert at.progress[0].text == f"queued · position 1 · {ws.config.train.epochs} epoch(s) to train"
+    finally:
+        for job in busy:
+            jm.stop(job.run_id)
