@@ -72,16 +72,15 @@ def buttons(
     return run
 
 
-def check(cfg, ds):
-    """A run's settings checked against its data: a prepared copy, or ConfigError saying what to change."""
-    from ffnlp_core.train.plan import prepare  # until JobManager.submit calls it itself
-
-    return prepare(cfg, ds)
-
-
 def submit(ws, cfg, ds, label: str | None = None):
-    """The one submission point: checks the settings against the data (ConfigError says what to change)."""
-    return ui.manager().submit(check(cfg, ds), ds, owner=ws.sid, label=label or ws.data_name)
+    """The pages' one submission point; the job manager checks the settings against the data
+    (ConfigError says what to change)."""
+    return ui.manager().submit(cfg, ds, owner=ws.sid, label=label or ws.data_name)
+
+
+def submit_group(ws, cfgs: dict, ds, label: str) -> dict:
+    """Runs that belong together, all queued or (ConfigError) none; returns {name: run id}."""
+    return {name: job.run_id for name, job in ui.manager().submit_group(cfgs, ds, ws.sid, label).items()}
 
 
 def waiting(run) -> None:
@@ -105,7 +104,7 @@ def progress(run) -> int:
     done, total, rate, epoch = run.read(
         lambda h: (h.steps_done, max(1, h.total_steps), h.examples_per_second, h.epoch)
     )
-    elapsed = time.time() - (getattr(run, "started_at", None) or time.time())
+    elapsed = time.time() - (run.started_at or time.time())
     left = elapsed / done * (total - done) if done and not run.done else 0
     st.progress(
         min(1.0, done / total),

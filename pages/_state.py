@@ -12,7 +12,7 @@ from pages import _datasets
 from pages._server import manager, page_started, workspaces
 
 if TYPE_CHECKING:
-    from ffnlp_core.runs.manager import Job, StoredRun
+    from ffnlp_core.runs.handles import RunHandle
     from ffnlp_core.session.workspace import Workspace
 
 
@@ -71,7 +71,7 @@ def restore_from_url(ws: Workspace) -> None:
             del st.session_state[k]  # the widgets show the restored settings
 
 
-def current_run(ws: Workspace, run_id: str | None = None) -> Job | StoredRun | None:
+def current_run(ws: Workspace, run_id: str | None = None) -> RunHandle | None:
     """The run the pages show (live in memory, or read back from disk after a restart)."""
     run_id = run_id or ws.run_id
     if not run_id:

@@ -97,12 +97,10 @@ def start_compare() -> None:
     depth = int(st.session_state["gradients_compare_depth"])
     acts = list(st.session_state["gradients_compare_activations"])
     try:
-        cfgs = {a: panel.check(c, ws.dataset) for a, c in gr.compare_configs(ws.config, depth, acts).items()}
+        runs = panel.submit_group(ws, gr.compare_configs(ws.config, depth, acts), ws.dataset, "gradients")
     except ConfigError as exc:
         st.session_state["gradients_error"] = f"Cannot compare: {exc}"
         return
-    submit = ui.manager().submit
-    runs = {a: submit(c, ws.dataset, owner=ws.sid, label=f"gradients: {a}").run_id for a, c in cfgs.items()}
     ws.extras["gradients_compare"] = {"depth": depth, "runs": runs}
 
 

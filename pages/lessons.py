@@ -35,10 +35,7 @@ def model_summary() -> str:
 
 def submit(lesson: str, configs: dict, what: str) -> None:
     """Queue one run per config (visible in the server queue as 'lesson: <what> (<name>)')."""
-    RUNS[lesson] = {}
-    for name, cfg in configs.items():
-        job = panel.submit(ws, cfg, lesson_data(), label=f"lesson: {what} ({name})")
-        RUNS[lesson][name] = job.run_id
+    RUNS[lesson] = panel.submit_group(ws, configs, lesson_data(), f"lesson: {what}")
     ws.extras.pop(f"lessons_{lesson}_result", None)
 
 

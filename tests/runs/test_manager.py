@@ -9,7 +9,8 @@ import pytest
 
 from ffnlp_core.config import RunConfig
 from ffnlp_core.data.dataset import build_dataset, load_source
-from ffnlp_core.runs.manager import JobManager, StoredRun
+from ffnlp_core.runs.handles import StoredRun
+from ffnlp_core.runs.manager import JobManager
 from ffnlp_core.runs.store import RunStore
 
 
