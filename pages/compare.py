@@ -11,7 +11,7 @@ import streamlit as st
 from ffnlp_core.inspect import compare
 from ffnlp_core.plots import compare as compare_plots
 from ffnlp_core.plots import curves as plots
-from ffnlp_core.runs.store import BundleError, export_bundle
+from ffnlp_core.runs.bundle import BundleError, export_bundle
 from ffnlp_core.session import urlstate
 from pages import _common as ui
 

@@ -14,7 +14,8 @@ import time
 import numpy as np
 import pandas as pd
 
-from ..runs.store import RunStore, import_bundle
+from ..runs.bundle import import_bundle
+from ..runs.store import RunStore
 
 DONE_OK = ("finished", "stopped")
 

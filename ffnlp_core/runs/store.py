@@ -6,7 +6,7 @@
     runs/<run id>/model.safetensors, model.json   weights (never pickled) + vocabulary and class names
 
 Writes are atomic (temp file + rename). Old finished runs are pruned past a limit, never a live one.
-Also the model bundle (zip) users download and upload again.
+The model bundle users download and upload again is in bundle.py.
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ import json
 import os
 import shutil
 import time
-import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .. import settings
-from ..config import ConfigError, RunConfig
+from ..config import RunConfig
+from .bundle import rebuild, weights_bytes
 from .history import RunHistory
 
 if TYPE_CHECKING:  # torch, safetensors and scikit-learn are imported where weights are read or written
@@ -31,11 +31,6 @@ if TYPE_CHECKING:  # torch, safetensors and scikit-learn are imported where weig
     from ..nn.model import FeedForwardClassifier
 
 LIVE = ("queued", "running")
-MAX_BUNDLE_BYTES = 512 * 1024 * 1024
-
-
-class BundleError(ValueError):
-    """An uploaded model file that cannot be used, with what is wrong."""
 
 
 def default_root() -> Path:
@@ -101,7 +96,7 @@ class RunStore:
         self, run_id: str, model: FeedForwardClassifier, vectorizer: BagOfWords, classes: list[str]
     ) -> None:
         folder = self.folder(run_id)
-        _write_atomic(folder / "model.safetensors", _weights_bytes(model))
+        _write_atomic(folder / "model.safetensors", weights_bytes(model))
         _write_json(folder / "model.json", {"vectorizer": vectorizer.state(), "classes": list(classes)})
 
     def save_texts(self, run_id: str, texts: dict) -> None:
@@ -139,7 +134,7 @@ class RunStore:
         folder = self.folder(run_id)
         info = json.loads((folder / "model.json").read_text())
         cfg = self.config(run_id)
-        return _rebuild(cfg, info, (folder / "model.safetensors").read_bytes())
+        return rebuild(cfg, info, (folder / "model.safetensors").read_bytes())
 
     def list_runs(self) -> list[dict]:
         """Every run on disk, newest first: id, status, label, owner, created, summary, config."""
@@ -176,94 +171,6 @@ class RunStore:
             shutil.rmtree(self.folder(run["id"]), ignore_errors=True)
             removed.append(run["id"])
         return removed
-
-
-# --- model bundles (download / upload) ----------------------------------------------------------
-def _weights_bytes(model: FeedForwardClassifier) -> bytes:
-    from safetensors.torch import save as save_safetensors
-
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    return save_safetensors(tensors)
-
-
-def _rebuild(
-    cfg: RunConfig, info: dict, weights: bytes
-) -> tuple[FeedForwardClassifier, BagOfWords, list[str]]:
-    from safetensors.torch import load as load_safetensors
-
-    from ..data.features import BagOfWords
-    from ..nn.model import FeedForwardClassifier
-
-    vec = BagOfWords.from_state(info["vectorizer"])
-    classes = list(info["classes"])
-    model = FeedForwardClassifier.from_config(cfg.model, vec.vocab_size, len(classes))
-    try:
-        tensors = load_safetensors(weights)  # plain tensors: nothing is unpickled
-    except Exception as exc:
-        raise BundleError(f"the weights file is not a valid safetensors file ({exc})") from exc
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    found = {k: tuple(v.shape) for k, v in tensors.items()}
-    if expected != found:
-        missing = sorted(set(expected) - set(found))
-        wrong = sorted(k for k in set(expected) & set(found) if expected[k] != found[k])
-        raise BundleError(
-            "the weights do not match the configuration: "
-            + (f"missing {missing}; " if missing else "")
-            + (f"unexpected {sorted(set(found) - set(expected))}; " if set(found) - set(expected) else "")
-            + ("; ".join(f"{k} is {found[k]}, expected {expected[k]}" for k in wrong) or "")
-        )
-    model.load_state_dict(tensors)
-    model.eval()
-    return model, vec, classes
-
-
-def export_bundle(
-    cfg: RunConfig, model: FeedForwardClassifier, vectorizer: BagOfWords, classes: list[str]
-) -> bytes:
-    """A zip with model.safetensors, config.json and model.json (vocabulary, classes)."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        z.writestr("model.safetensors", _weights_bytes(model))
-        z.writestr("config.json", cfg.to_json())
-        z.writestr("model.json", json.dumps({"vectorizer": vectorizer.state(), "classes": list(classes)}))
-    return buf.getvalue()
-
-
-def import_bundle(data: bytes) -> tuple[RunConfig, FeedForwardClassifier, BagOfWords, list[str]]:
-    """Read a bundle made by `export_bundle`, validating every part; BundleError says what is wrong."""
-    if len(data) > MAX_BUNDLE_BYTES:
-        raise BundleError(
-            f"the file is {len(data) / 1e6:.0f} MB; a model bundle is at most {MAX_BUNDLE_BYTES // 10**6} MB"
-        )
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as z:
-            names = set(z.namelist())
-            need = {"model.safetensors", "config.json", "model.json"}
-            if not need <= names:
-                raise BundleError(
-                    f"the zip lacks {sorted(need - names)}; upload a model downloaded from ffnlp"
-                )
-            cfg = RunConfig.from_json(z.read("config.json").decode("utf-8")).validate()
-            info = json.loads(z.read("model.json").decode("utf-8"))
-            weights = z.read("model.safetensors")
-    except zipfile.BadZipFile as exc:
-        raise BundleError("this is not a model bundle (a .zip downloaded from ffnlp)") from exc
-    except (
-        ConfigError,
-        json.JSONDecodeError,
-        UnicodeDecodeError,
-        KeyError,
-        TypeError,
-        AttributeError,
-    ) as exc:
-        raise BundleError(f"the bundle's config is not valid: {exc}") from exc
-    try:
-        model, vec, classes = _rebuild(cfg, info, weights)
-    except BundleError:
-        raise
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise BundleError(f"the bundle's model.json is not valid ({type(exc).__name__}: {exc})") from exc
-    return cfg, model, vec, classes
 
 
 def save_events(folder: str | Path, cfg: RunConfig, ds, events: list, model=None) -> str:

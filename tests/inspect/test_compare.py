@@ -18,9 +18,10 @@ from ffnlp_core.data.dataset import build_dataset, load_source
 from ffnlp_core.events import Eval, HardExamples
 from ffnlp_core.inspect import compare, explain
 from ffnlp_core.plots import compare as compare_plots
+from ffnlp_core.runs.bundle import BundleError, export_bundle
 from ffnlp_core.runs.handles import StoredRun
 from ffnlp_core.runs.history import RunHistory
-from ffnlp_core.runs.store import BundleError, RunStore, export_bundle
+from ffnlp_core.runs.store import RunStore
 
 PROBE = ["that guy jerk at lunch", "my brother jerk chicken tbh", "wow the waiter chicken", "lol idiot", ""]
 

@@ -1,26 +1,13 @@
-"""Tests for ffnlp_core.runs.store: runs on disk and model bundles, read back exactly and never unpickled."""
+"""Tests for ffnlp_core.runs.store: runs on disk, read back exactly and never unpickled."""
 
-import io
 import json
-import pickle
-import zipfile
 
 import numpy as np
 import pytest
 import torch
 
-from ffnlp_core.nn.inputs import to_torch_csr
 from ffnlp_core.runs.history import RunHistory
-from ffnlp_core.runs.store import BundleError, RunStore, export_bundle, import_bundle
-
-PROBE_TEXTS = [
-    "that guy jerk at lunch",
-    "my brother jerk chicken in the comments",
-    "wow the waiter chicken tbh",
-    "the landlord idiot on the bus",
-    "honestly the referee at the party",
-    "never seen words zebra",
-]
+from ffnlp_core.runs.store import RunStore
 
 
 def fold(events) -> RunHistory:
@@ -28,14 +15,6 @@ def fold(events) -> RunHistory:
     for e in events:
         h.add(e)
     return h
-
-
-@torch.no_grad()
-def predict(model, vectorizer, texts=PROBE_TEXTS) -> np.ndarray:
-    """Class probabilities (rows, classes) for raw comments."""
-    model.eval()
-    logits, _ = model(to_torch_csr(vectorizer.transform(texts)))
-    return torch.softmax(logits, dim=1).numpy()
 
 
 def saved_run(store: RunStore, run, run_id: str = "run-1") -> str:
@@ -56,29 +35,6 @@ def make_runs(store: RunStore, cfg, statuses: list[str]) -> list[str]:
         store.set_status(run_id, status, created=float(i))
         ids.append(run_id)
     return ids
-
-
-def zip_parts(parts: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        for name, data in parts.items():
-            z.writestr(name, data)
-    return buf.getvalue()
-
-
-def unzip(bundle: bytes) -> dict[str, bytes]:
-    with zipfile.ZipFile(io.BytesIO(bundle)) as z:
-        return {n: z.read(n) for n in z.namelist()}
-
-
-@pytest.fixture(scope="module")
-def bundle(shared_run) -> bytes:
-    return export_bundle(
-        shared_run.cfg, shared_run.model, shared_run.ds.vectorizer, shared_run.ds.class_names
-    )
-
-
-# ---- the runs folder -----------------------------------------------------------------------------------
 
 
 def test_a_saved_run_lists_with_its_status_config_and_summary(tmp_path, shared_run):
@@ -111,7 +67,7 @@ def test_a_saved_history_loads_with_the_same_values(tmp_path, shared_run):
     assert store.load_history("run-without-history").steps_done == 0
 
 
-def test_a_saved_model_predicts_identically(tmp_path, shared_run):
+def test_a_saved_model_predicts_identically(tmp_path, shared_run, predict):
     store = RunStore(tmp_path)
     run_id = saved_run(store, shared_run)
     assert store.has_model(run_id)
@@ -214,114 +170,3 @@ def test_max_runs_comes_from_the_environment(tmp_path, monkeypatch):
 
 
 # ---- bundles -------------------------------------------------------------------------------------------
-
-
-def test_bundle_round_trip_predicts_identically(bundle, shared_run):
-    assert set(unzip(bundle)) == {"model.safetensors", "config.json", "model.json"}
-    cfg, model, vec, classes = import_bundle(bundle)
-    assert cfg == shared_run.cfg
-    assert classes == shared_run.ds.class_names
-    assert vec.vocabulary_ == shared_run.ds.vectorizer.vocabulary_
-    assert not model.training
-    np.testing.assert_array_equal(predict(model, vec), predict(shared_run.model, shared_run.ds.vectorizer))
-
-
-def test_bundle_round_trip_with_tfidf_and_bigrams(make_config, run_events):
-    from ffnlp_core.data.dataset import build_dataset, load_source
-    from ffnlp_core.train.plan import build_model
-
-    cfg = make_config(vectorizer="tfidf", ngram_max=2, hidden_sizes=[4], epochs=1, snapshot_rows=0)
-    ds = build_dataset(load_source(cfg.data), cfg.data)
-    model = build_model(cfg, ds)
-    run_events(cfg, ds, model=model)
-    _, back, vec, _ = import_bundle(export_bundle(cfg, model, ds.vectorizer, ds.class_names))
-    assert "jerk chicken" in vec.vocabulary_
-    np.testing.assert_array_equal(
-        vec.transform(PROBE_TEXTS).toarray(), ds.vectorizer.transform(PROBE_TEXTS).toarray()
-    )
-    np.testing.assert_array_equal(predict(back, vec), predict(model, ds.vectorizer))
-
-
-@pytest.mark.parametrize("data", [b"", b"hello, this is not a zip", bytes(range(256)) * 40])
-def test_import_refuses_what_is_not_a_zip(data):
-    with pytest.raises(BundleError, match="not a model bundle"):
-        import_bundle(data)
-
-
-@pytest.mark.parametrize("missing", ["model.safetensors", "config.json", "model.json"])
-def test_import_refuses_a_zip_missing_a_part(bundle, missing):
-    parts = unzip(bundle)
-    del parts[missing]
-    with pytest.raises(BundleError) as err:
-        import_bundle(zip_parts(parts))
-    assert missing in str(err.value) and "ffnlp" in str(err.value)
-
-
-def test_import_refuses_a_config_that_does_not_match_the_weights(bundle):
-    parts = unzip(bundle)
-    cfg = json.loads(parts["config.json"])
-    cfg["model"]["hidden_sizes"] = [50]
-    parts["config.json"] = json.dumps(cfg).encode()
-    with pytest.raises(BundleError) as err:
-        import_bundle(zip_parts(parts))
-    message = str(err.value)
-    assert "do not match" in message
-    assert "layer_0.weight is (78, 32), expected (78, 50)" in message
-    assert "layer_1.weight" in message  # a layer the config does not have
-
-
-def test_import_refuses_an_invalid_config(bundle):
-    parts = unzip(bundle)
-    cfg = json.loads(parts["config.json"])
-    cfg["train"]["lr"] = 0
-    parts["config.json"] = json.dumps(cfg).encode()
-    with pytest.raises(BundleError, match="learning rate"):
-        import_bundle(zip_parts(parts))
-    parts["config.json"] = b'{"model": {"hidden": [1]}}'
-    with pytest.raises(BundleError, match="hidden"):
-        import_bundle(zip_parts(parts))
-
-
-@pytest.mark.parametrize(
-    "part, payload",
-    [
-        ("model.json", b'{"classes": ["not toxic", "toxic"]}'),  # no vectorizer
-        ("model.json", b"[]"),
-        ("config.json", b"[]"),
-    ],
-    ids=["model-json-without-vectorizer", "model-json-a-list", "config-json-a-list"],
-)
-def test_import_refuses_malformed_json_parts_with_a_bundle_error(bundle, part, payload):
-    parts = unzip(bundle)
-    parts[part] = payload
-    with pytest.raises(BundleError):
-        import_bundle(zip_parts(parts))
-
-
-def test_a_pickle_renamed_as_safetensors_is_refused_and_never_run(bundle, tmp_path):
-    marker = tmp_path / "pwned"
-
-    class Payload:
-        def __reduce__(self):
-            return (exec, (f"open({str(marker)!r}, 'w').write('ran')",))
-
-    evil = pickle.dumps(Payload())
-    pickle.loads(evil)  # the payload really works when unpickled ...
-    assert marker.exists()
-    marker.unlink()
-    torch_style = io.BytesIO()
-    torch.save({"layer_0.weight": Payload()}, torch_style)  # ... and so does a torch.save file
-    for weights in (evil, torch_style.getvalue()):
-        parts = unzip(bundle)
-        parts["model.safetensors"] = weights
-        with pytest.raises(BundleError, match="safetensors"):
-            import_bundle(zip_parts(parts))
-        assert not marker.exists()
-
-
-def test_import_refuses_a_bundle_over_the_size_limit(monkeypatch, bundle):
-    import ffnlp_core.runs.store as store
-
-    monkeypatch.setattr(store, "MAX_BUNDLE_BYTES", len(bundle) - 1)
-    with pytest.raises(BundleError, match="MB"):
-        import_bundle(bundle)

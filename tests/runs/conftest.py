@@ -1,0 +1,30 @@
+"""Shared pieces of the run tests: the probe comments a saved or uploaded model must predict exactly as
+the original does."""
+
+import numpy as np
+import pytest
+import torch
+
+from ffnlp_core.nn.inputs import to_torch_csr
+
+PROBE_TEXTS = [
+    "that guy jerk at lunch",
+    "my brother jerk chicken in the comments",
+    "wow the waiter chicken tbh",
+    "the landlord idiot on the bus",
+    "honestly the referee at the party",
+    "never seen words zebra",
+]
+
+
+@pytest.fixture
+def predict():
+    """predict(model, vectorizer) -> class probabilities (rows, classes) of the probe comments."""
+
+    @torch.no_grad()
+    def run(model, vectorizer, texts=PROBE_TEXTS) -> np.ndarray:
+        model.eval()
+        logits, _ = model(to_torch_csr(vectorizer.transform(texts)))
+        return torch.softmax(logits, dim=1).numpy()
+
+    return run
