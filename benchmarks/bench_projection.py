@@ -67,20 +67,20 @@ def umap_child(path: str, warm: bool) -> None:
     import psutil
 
     import ffnlp_core.runs.manager  # noqa: F401  (imported by the app before any warm-up: not part of the stall)
-    from ffnlp_core.inspect import projection
+    from ffnlp_core.inspect import projection, umap_service
 
     out = {}
     x = np.load(path)
     if not warm:
         _, out["import_wall"], out["import_cpu"] = timed(lambda: __import__("umap"))
-        y, out["umap_wall"], out["umap_cpu"] = timed(lambda: projection._umap_here(x, 2, 0))
+        y, out["umap_wall"], out["umap_cpu"] = timed(lambda: umap_service.umap_here(x, 2, 0))
         print(json.dumps(out))
         return
     stall = Stall()
-    ok, out["warm_up_wall"], _ = timed(projection.warm_up_umap)
+    ok, out["warm_up_wall"], _ = timed(umap_service.warm_up_umap)
     out["stall_warm_up"] = stall.end()
-    assert ok, projection.umap_status()
-    child = psutil.Process(projection.UMAP_PROCESS.proc.pid)
+    assert ok, umap_service.umap_status()
+    child = psutil.Process(umap_service.UMAP_PROCESS.proc.pid)
     out["warm_up_cpu"] = sum(child.cpu_times()[:2])
     stall = Stall()
     y, out["umap_wall"], _ = timed(lambda: projection.project(x, "umap", 0))
@@ -192,6 +192,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     from ffnlp_core.inspect import projection as pj
+    from ffnlp_core.inspect import umap_service
 
     (ds, snaps), train_s, _ = timed(lambda: trained_run(a.rows))
     last = snaps[-1]
@@ -200,7 +201,7 @@ def main() -> None:
     reps = [timed(lambda: pj.project(x, "pca", 0))[1:] for _ in range(5)]
     base_wall, base_cpu = np.median([r[0] for r in reps]), np.median([r[1] for r in reps])
     cold_click = click(ds, snaps, "bench-cold")
-    pj.CACHE.data.clear()
+    umap_service.CACHE.data.clear()
     warm_click = click(ds, snaps, "bench-again")  # second run id: nothing cached, libraries imported
     app = page_click(ds, a.rows)
     with tempfile.TemporaryDirectory() as tmp:

@@ -94,6 +94,6 @@ def warm_up() -> None:
         kernels.warm_up()
     _quiet()
     with contextlib.suppress(ImportError):  # umap-learn missing: PCA only
-        from ffnlp_core.inspect import projection
+        from ffnlp_core.inspect import umap_service
 
-        projection.warm_up_umap()
+        umap_service.warm_up_umap()

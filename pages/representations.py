@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from ffnlp_core.inspect import projection as pj
+from ffnlp_core.inspect import umap_service
 from ffnlp_core.plots import representations as rplots
 from pages import _common as ui
 
@@ -82,12 +83,14 @@ with c4:
         prefs["on"] = True
 layers, method, color = (st.session_state[k] for k in ("repr_layers", "repr_method", "repr_color"))
 if method == "umap":
-    pj.start_warm_up()  # normally started with the app; a no-op when it already ran
+    umap_service.start_warm_up()  # normally started with the app; a no-op when it already ran
 
 
 def umap_waiting() -> bool:
     """UMAP is wanted and still compiling or computing: the view polls until it is there."""
-    return method == "umap" and (pj.umap_status()["state"] == "compiling" or pj.WORKER.busy())
+    return method == "umap" and (
+        umap_service.umap_status()["state"] == "compiling" or umap_service.WORKER.busy()
+    )
 
 
 running, waiting = not run.done, umap_waiting()
@@ -138,7 +141,7 @@ def draw(run, snaps) -> None:
     )
     raw, why = raw_input(run, rows) if pj.INPUT in layers else (None, "")
     shown = [x for x in layers if x != pj.INPUT or raw is not None]
-    status = pj.umap_status()
+    status = umap_service.umap_status()
     if method == "umap" and status["state"] != "ready":
         text = {"failed": f"UMAP is unavailable ({status['error']}): PCA shown."}.get(
             status["state"],

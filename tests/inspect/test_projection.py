@@ -5,8 +5,6 @@ background worker, and the Representations page itself with AppTest."""
 from __future__ import annotations
 
 import html
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +14,7 @@ import torch
 
 from ffnlp_core.events import Eval, HiddenSnapshot
 from ffnlp_core.inspect import projection as pj
+from ffnlp_core.inspect import umap_service as us
 from ffnlp_core.nn.inputs import to_torch_csr
 from ffnlp_core.plots import representations as rplots
 
@@ -213,31 +212,6 @@ def test_selected_rows_come_from_customdata_in_order_without_repeats():
     assert rplots.selected_rows(event) == [5, 3]
 
 
-# --- cache and worker ---------------------------------------------------------------------------------
-def test_lru_cache_computes_once_and_forgets_the_least_recent():
-    lru, calls = pj.LRU(size=2), []
-    lru.put("a", 1)
-    lru.put("b", 2)
-    assert lru.get("a") == 1  # "a" is now the most recent
-    lru.put("c", 3)
-    assert lru.get("b") is None and lru.get("a") == 1 and lru.get("c") == 3
-    key = ("test-cache", time.time())
-    assert pj.cached(key, lambda: calls.append(1) or 42) == 42
-    assert pj.cached(key, lambda: calls.append(1) or 43) == 42 and calls == [1]
-
-
-def test_background_worker_returns_none_then_the_value_and_reports_failures():
-    key, bad = ("test-worker", time.time()), ("test-worker-bad", time.time())
-    assert pj.WORKER.request(key, lambda: np.full(3, 7.0)) is None
-    pj.WORKER.request(bad, lambda: 1 / 0)
-    deadline = time.monotonic() + 10
-    while pj.WORKER.busy() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    np.testing.assert_array_equal(pj.WORKER.request(key, lambda: None), [7.0, 7.0, 7.0])
-    with pytest.raises(RuntimeError, match="ZeroDivisionError"):
-        pj.WORKER.request(bad, lambda: None)
-
-
 def test_embedding_shows_pca_until_umap_is_ready(shared_run, monkeypatch):
     snaps = snapshots(shared_run.events)
     monkeypatch.setattr(pj, "umap_ready", lambda: False)
@@ -247,7 +221,7 @@ def test_embedding_shows_pca_until_umap_is_ready(shared_run, monkeypatch):
     raw = shared_run.ds.x_dev[snaps[-1].dev_rows]
     coords, used = pj.embedding("test-embed", snaps, 0, pj.INPUT, "pca", raw=raw)
     np.testing.assert_array_equal(coords, pj.project(raw, "pca"))
-    status = pj.umap_status()
+    status = us.umap_status()
     assert set(status) >= {"state", "stage", "elapsed", "fraction", "error"} and 0 <= status["fraction"] <= 1
 
 
@@ -258,33 +232,3 @@ def test_umap_is_deterministic_with_a_seed_and_keeps_clusters_apart():
     np.testing.assert_array_equal(a, b)
     assert a.shape == (200, 2)
     assert pj.separation(a, gold) == 1.0  # the two blobs stay apart in 2-D
-
-
-def test_closing_the_umap_process_does_not_wait_for_a_call_in_flight():
-    """At exit (Ctrl-C) the server closes the UMAP process; a warm-up compiling there for a minute must not
-    hold the server up (it did: the close waited for the warm-up's lock, 40+ s)."""
-    proc = pj._UmapProcess()
-    outcome: list = []
-
-    def warm():
-        try:
-            outcome.append(proc.ask(("warm", 5000, 20, 0)))  # compiles umap-learn: many seconds
-        except RuntimeError as exc:
-            outcome.append(exc)
-
-    caller = threading.Thread(target=warm)
-    caller.start()
-    deadline = time.monotonic() + 30
-    while (proc.proc is None or not proc.proc.is_alive()) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(1.0)  # the call is in flight
-    child = proc.proc
-    t0 = time.monotonic()
-    proc.close()
-    took = time.monotonic() - t0
-    caller.join(10)
-    assert not caller.is_alive()
-    assert len(outcome) == 1 and isinstance(outcome[0], RuntimeError)  # the caller gave up, said why
-    assert "ended unexpectedly" in str(outcome[0])
-    assert took < 5.0, f"close() waited {took:.1f} s"
-    assert not child.is_alive()
