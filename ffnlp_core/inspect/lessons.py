@@ -94,6 +94,24 @@ def zero_grad_configs(base: RunConfig | None = None) -> dict[str, RunConfig]:
     return out
 
 
+ZERO_GRAD_LOOPS = {  # the two loops the lesson trains, as the lesson shows them side by side
+    "correct": (
+        "for x, y in batches:\n"
+        "    optimizer.zero_grad()   # clear the last step's gradients\n"
+        "    loss = F.cross_entropy(model(x), y)\n"
+        "    loss.backward()         # gradients of this batch only\n"
+        "    optimizer.step()"
+    ),
+    "buggy": (
+        "for x, y in batches:\n"
+        "    # optimizer.zero_grad() <- forgotten\n"
+        "    loss = F.cross_entropy(model(x), y)\n"
+        "    loss.backward()         # ADDS to every earlier batch's gradients\n"
+        "    optimizer.step()"
+    ),
+}
+
+
 def total_grad_norm(grads: dict) -> np.ndarray:
     """||gradient of all weights|| at each probed step: the layers' norms combined, (n probes,)."""
     g = np.asarray(grads.get("grad_norm", np.zeros((0, 1))), np.float64)

@@ -13,10 +13,13 @@ import time
 from collections import OrderedDict
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..config import RunConfig
-from ..data.dataset import Dataset
-from ..data.reading import Table
+
+if TYPE_CHECKING:  # annotations only: a workspace is made before the data modules are imported
+    from ..data.dataset import Dataset
+    from ..data.reading import Table
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """The Lessons page in a real browser: lesson 3 trains its three networks through the server queue and shows
-the dev accuracies and the four-combination table; the zero_grad toggle runs correct and buggy and overlays
+the dev accuracies and the four-combination table; one click on the zero_grad button runs correct and buggy and overlays
 them with the growing gradient norm."""
 
 from __future__ import annotations
@@ -51,11 +51,11 @@ def test_lesson_3_runs_and_shows_the_interaction_table(browser, server, shots):
     page.screenshot(path=str(shots / "lessons_interaction.png"), full_page=True)
 
 
-def test_zero_grad_toggle_overlays_correct_and_buggy(browser, server, shots):
+def test_zero_grad_one_click_overlays_correct_and_buggy(browser, server, shots):
     page = browser.new_context(viewport=TALL).new_page()
     open_lessons(page, server)
     open_tab(page, "2 · zero_grad")
-    key(page, "lessons_zero_grad_toggle").locator("label").click()
+    key(page, "lessons_zero_grad_run").locator("button").click()
     wait_idle(page)
     result = key(page, "lessons_zero_grad_result")
     wait_for(lambda: result.count() and "Without zero_grad" in result.inner_text(), timeout=180)
@@ -67,5 +67,10 @@ def test_zero_grad_toggle_overlays_correct_and_buggy(browser, server, shots):
         ".flatMap(p => p._fullData.map(t => t.name))"
     )
     assert names == ["correct: ||gradient||", "buggy: ||gradient||"]
+    loss_names = page.evaluate(
+        "() => [...document.querySelectorAll('.st-key-lessons_zero_grad_loss .js-plotly-plot')]"
+        ".flatMap(p => p._fullData.map(t => t.name))"
+    )
+    assert {n.split(":")[0] for n in loss_names} == {"correct", "buggy"}, loss_names
     time.sleep(1.0)
     page.screenshot(path=str(shots / "lessons_zero_grad.png"), full_page=True)

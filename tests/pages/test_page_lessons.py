@@ -1,4 +1,4 @@
-"""Page tests (AppTest) of Lessons (/lessons): lesson 3 and the zero_grad toggle end to end, the code tab."""
+"""Page tests (AppTest) of Lessons (/lessons): lesson 3 and the zero_grad lesson (one click: both runs) end to end, the code tab."""
 
 import re
 import time
@@ -46,8 +46,17 @@ def test_page_lesson_3_trains_three_networks_and_shows_the_table(page):
     assert labels == [f"lesson: interaction ({n})" for n in sorted(lessons.INTERACTION_MODELS)]
 
 
-def test_page_zero_grad_toggle_runs_both_and_states_the_growth(page):
-    page.toggle(key="lessons_zero_grad_toggle").set_value(True).run()
+def test_page_zero_grad_shows_both_loops_side_by_side(page):
+    codes = [c.value for c in page.code]
+    correct = next(
+        c for c in codes if c.startswith("for x, y in batches:") and "    optimizer.zero_grad()" in c
+    )
+    buggy = next(c for c in codes if c.startswith("for x, y in batches:") and "# optimizer.zero_grad()" in c)
+    assert correct.replace("optimizer.zero_grad()", "") != buggy and "forgotten" in buggy
+
+
+def test_page_zero_grad_one_click_runs_both_and_states_the_growth(page):
+    page.button(key="lessons_zero_grad_run").click().run()
     text = poll(page, lambda at: next((i.value for i in at.info if "Without zero_grad" in i.value), None))
     growth = float(re.search(r"\(([\d,]+)x\)", text).group(1).replace(",", ""))
     assert growth > 20
