@@ -52,7 +52,6 @@ with c1:
         label="Layers, side by side",
         options=options,
         format_func=layer_label,
-        max_selections=3,
     )
 with c2:
     ui.synced(
@@ -96,22 +95,6 @@ def umap_waiting() -> bool:
 running, waiting = not run.done, umap_waiting()
 
 
-def raw_input(run, rows) -> tuple:
-    """(bag-of-words rows of the sample, "") or (None, why not). A run read back from disk has no data set:
-    its saved vectorizer turns the stored comments back into the same input rows."""
-
-    def build():
-        if run.ds is not None:
-            return run.ds.x_dev[rows], ""
-        texts = [run.dev_text(int(i)) for i in rows]
-        vec = run.vectorizer if all(t is not None for t in texts) else None
-        if vec is None:
-            return None, "The input is not shown: this run was read back from disk without its data or model."
-        return vec.transform(texts), ""
-
-    return pj.cached((run.run_id, "raw", len(rows)), build)
-
-
 def draw(run, snaps) -> None:
     """The scatter panels, the selected comments and the separation charts."""
     steps = [s.step for s in snaps]
@@ -133,23 +116,18 @@ def draw(run, snaps) -> None:
         index = steps.index(st.session_state["repr_snapshot"])
     snap = snaps[index]
     rows, gold = snap.dev_rows, run.dev_labels()[snap.dev_rows]
+    texts = [run.dev_text(int(i)) for i in rows]
     points = pj.cached(
         (run.run_id, "points", snap.step),
-        lambda: rplots.point_data(
-            rows, [run.dev_text(int(i)) for i in rows], gold, snap.probs, run.class_names
-        ),
+        lambda: rplots.point_data(rows, texts, gold, snap.probs, run.class_names),
     )
-    raw, why = raw_input(run, rows) if pj.INPUT in layers else (None, "")
+    raw, why = pj.input_rows(run, rows) if pj.INPUT in layers else (None, "")
     shown = [x for x in layers if x != pj.INPUT or raw is not None]
     status = umap_service.umap_status()
     if method == "umap" and status["state"] != "ready":
-        text = {"failed": f"UMAP is unavailable ({status['error']}): PCA shown."}.get(
-            status["state"],
-            f"UMAP is compiling ({status['elapsed']:.0f} s so far; ~{pj.EXPECTED_WARM_SECONDS:.0f} s on an idle "
-            "machine): PCA shown meanwhile, UMAP swaps in when ready.",
-        )
-        st.progress(status["fraction"], text=text)
-    cols = st.columns(max(1, len(shown)))
+        st.progress(status["fraction"], text=umap_service.status_text(status))
+    per_row = min(3, max(1, len(shown)))  # any number of layers, at most three panels a row
+    cols = [c for i in range(0, len(shown), per_row) for c in st.columns(per_row)]
     picked = []
     for col, layer in zip(cols, shown, strict=False):
         try:
@@ -176,25 +154,18 @@ def draw(run, snaps) -> None:
     )
     chosen = rplots.selected_rows(picked)
     if chosen:
-        names, at = run.class_names, {int(r): j for j, r in enumerate(rows)}
-        table = pd.DataFrame(
-            {
-                "dev row": chosen,
-                "comment": [run.dev_text(i) for i in chosen],  # plain text in a data frame, never markdown
-                "gold": [names[int(gold[at[i]])] for i in chosen],
-                "predicted": [names[int(points["pred"][at[i]])] for i in chosen],
-                "p(predicted)": [float(points["custom"][at[i], 4]) for i in chosen],
-            }
-        )
+        table = rplots.selection_table(chosen, rows, gold, points, run.class_names, run.dev_text)
         st.caption(f"{len(chosen):,} comments selected (double-click the chart to clear).")
         with st.container(key="repr_selected"):
-            st.dataframe(table, hide_index=True, width="stretch")
+            st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch")
     table = pj.separation_table(run.run_id, snaps, gold, raw=raw)
     a, b = st.columns(2)
     a.plotly_chart(rplots.layers_figure(table, index, hidden, pj.chance(gold)), key="repr_separation_layers")
     b.plotly_chart(
         rplots.training_figure(table, hidden, pj.chance(gold), index), key="repr_separation_training"
     )
+    with st.container(key="repr_separation_reading"):
+        st.markdown(pj.separation_sentence(table, index, hidden, pj.chance(gold)))
     st.caption(
         f"Separation: for up to {pj.SCORE_ROWS:,} of these comments, do most of the {pj.KNN_K} nearest "
         "others in that layer's full space carry the same gold label? Dotted: always guessing the most "

@@ -172,3 +172,36 @@ def separation_table(run_id, snapshots, gold: np.ndarray, raw=None, seed: int = 
         float("nan") if raw is None else cached((run_id, INPUT, "knn", seed), lambda: separation(raw, gold))
     )
     return table
+
+
+def input_rows(run, rows) -> tuple:
+    """(bag-of-words rows of a run's snapshot sample, "") or (None, why not). A run read back from disk has no
+    data set: its saved vectorizer turns the stored comments back into the same input rows."""
+
+    def build():
+        if run.ds is not None:
+            return run.ds.x_dev[rows], ""
+        texts = [run.dev_text(int(i)) for i in rows]
+        vec = run.vectorizer if all(t is not None for t in texts) else None
+        if vec is None:
+            return None, "The input is not shown: this run was read back from disk without its data or model."
+        return vec.transform(texts), ""
+
+    return cached((run.run_id, "raw", len(rows)), build)
+
+
+def separation_sentence(table: dict, index: int, layers: list[str], chance_level: float) -> str:
+    """The separation scores of one snapshot read in words: which layer separates the classes best, against
+    the raw input and against always guessing the most common class."""
+    scores = {name: float(table[name][index]) for name in layers if name in table}
+    if not scores:
+        return ""
+    best = max(scores, key=scores.get)
+    raw = table.get(INPUT, float("nan"))
+    text = f"The classes separate best in {best} ({scores[best]:.2f})"
+    if np.isfinite(raw):
+        text += f", {'more' if scores[best] > raw else 'no more'} than in the input ({raw:.2f})"
+    if len(scores) > 1:
+        worst = min(scores, key=scores.get)
+        text += f"; the weakest hidden layer is {worst} ({scores[worst]:.2f})"
+    return text + f". Always guessing the most common class scores {chance_level:.2f}."

@@ -264,3 +264,13 @@ def umap_status() -> dict:
     if fraction is None:
         fraction = min(0.95, elapsed / EXPECTED_WARM_SECONDS)
     return {**s, "elapsed": elapsed, "fraction": fraction}
+
+
+def status_text(status: dict) -> str:
+    """What the Representations page says while UMAP is not ready (PCA is shown meanwhile)."""
+    if status["state"] == "failed":
+        return f"UMAP is unavailable ({status['error']}): PCA shown."
+    return (
+        f"UMAP is compiling ({status['elapsed']:.0f} s so far; ~{EXPECTED_WARM_SECONDS:.0f} s on an idle "
+        "machine): PCA shown meanwhile, UMAP swaps in when ready."
+    )

@@ -95,11 +95,15 @@ def scatter_figure(coords: np.ndarray, points: dict, color_by: str = "gold", tit
         else:
             ids = gold if color_by == "gold" else pred
             groups = [(n, ids == c, COLORS[c % len(COLORS)]) for c, n in enumerate(names)]
-        for name, mask, color in groups:
+        # The largest group is drawn first, so a minority class sits on top instead of under the majority;
+        # the legend keeps the classes' own order.
+        order = sorted(range(len(groups)), key=lambda i: -int(groups[i][1].sum()))
+        for i in order:
+            name, mask, color = groups[i]
             fig.add_trace(
                 trace(
                     x=x[mask], y=y[mask], mode="markers", name=name, customdata=points["custom"][mask],
-                    hovertemplate=HOVER, marker=dict(**marker, color=color),
+                    hovertemplate=HOVER, marker=dict(**marker, color=color), legendrank=1000 + i,
                 )
             )  # fmt: skip
     fig.update_layout(
@@ -117,6 +121,19 @@ def selected_rows(points: list[dict]) -> list[int]:
     """Dev rows of the points a Plotly selection event lists (customdata[0]), in order, without repeats."""
     rows = [int(p["customdata"][0]) for p in points if p.get("customdata")]
     return list(dict.fromkeys(rows))
+
+
+def selection_table(chosen: list[int], rows, gold, points: dict, names: list[str], text) -> dict:
+    """The selected comments as table columns (plain text: shown in a data frame, never as Markdown);
+    `text(row)` gives the comment behind a dev row."""
+    at = {int(r): j for j, r in enumerate(rows)}
+    return {
+        "dev row": chosen,
+        "comment": [text(i) for i in chosen],
+        "gold": [names[int(gold[at[i]])] for i in chosen],
+        "predicted": [names[int(points["pred"][at[i]])] for i in chosen],
+        "p(predicted)": [float(points["custom"][at[i], 4]) for i in chosen],
+    }
 
 
 CHANCE_NOTE = dict(annotation_text="majority class", annotation_position="bottom right")

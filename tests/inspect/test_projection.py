@@ -232,3 +232,14 @@ def test_umap_is_deterministic_with_a_seed_and_keeps_clusters_apart():
     np.testing.assert_array_equal(a, b)
     assert a.shape == (200, 2)
     assert pj.separation(a, gold) == 1.0  # the two blobs stay apart in 2-D
+
+
+def test_the_separation_sentence_names_the_best_layer_the_input_and_chance():
+    table = {"h0": np.array([0.70, 0.80]), "h1": np.array([0.90, 0.97]), pj.INPUT: 0.64}
+    text = pj.separation_sentence(table, 1, ["h0", "h1"], 0.59)
+    assert text == (
+        "The classes separate best in h1 (0.97), more than in the input (0.64); the weakest hidden layer "
+        "is h0 (0.80). Always guessing the most common class scores 0.59."
+    )
+    table[pj.INPUT] = 0.99
+    assert "no more than in the input (0.99)" in pj.separation_sentence(table, 1, ["h0", "h1"], 0.59)
