@@ -11,7 +11,8 @@ the module of its role:
   other pages' element code loaded while the first page idles;
 - `pages/_live.py`: views that refresh while a run trains: `poll_seconds`, `live_fragment`, `status_line`,
   `sidebar_status`, `POLL_SECONDS`;
-- `pages/_helpers.py`: `page_link`, `need_data`, `synced`, `fmt_count`.
+- `pages/_helpers.py`: `page_link`, `need_data`, `synced`, `chart` (every figure, projector-sized in the
+  classroom view), `fmt_count`.
 
 Pages stay thin: widgets, layout and calls into ffnlp_core. Nothing here imports torch, scikit-learn or
 pandas at import time: a server's first page draws without them.
@@ -19,7 +20,7 @@ pandas at import time: a server's first page draws without them.
 
 from pages._browser import keep_url
 from pages._datasets import builtin_table, dataset_key, load_default_data, shared_dataset
-from pages._helpers import fmt_count, need_data, page_link, synced
+from pages._helpers import chart, fmt_count, need_data, page_link, synced
 from pages._live import POLL_SECONDS, live_fragment, poll_seconds, sidebar_status, status_line
 from pages._server import after_first_page, manager, warm_up, workspaces
 from pages._state import current_run, leave_legacy_pages_mode, restore_from_url, workspace
@@ -28,6 +29,7 @@ __all__ = [
     "POLL_SECONDS",
     "after_first_page",
     "builtin_table",
+    "chart",
     "current_run",
     "dataset_key",
     "fmt_count",

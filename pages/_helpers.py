@@ -1,5 +1,5 @@
 """Small helpers every page uses: links to other pages, the stop when no data is loaded, widgets synced
-to the workspace config, and number formatting."""
+to the workspace config, charts (projector-sized in the classroom view), and number formatting."""
 
 from __future__ import annotations
 
@@ -41,6 +41,18 @@ def synced(widget, key: str, current, apply, **kwargs):
         apply(st.session_state[key])
 
     return widget(key=key, on_change=on_change, **kwargs)
+
+
+def chart(where, fig, **kwargs):
+    """Every page's charts go through here: `ui.chart(where, fig, ...)` with `where` st or a column; at
+    ?classroom=1 the figure's text is made projector-sized first (plots/projector.py)."""
+    from pages._state import classroom
+
+    if classroom():
+        from ffnlp_core.plots.projector import projector
+
+        fig = projector(fig)
+    return where.plotly_chart(fig, **kwargs)
 
 
 def fmt_count(n: int) -> str:

@@ -48,6 +48,12 @@ def workspace(wait_for_data: bool = True) -> Workspace:
     return ws
 
 
+def classroom() -> bool:
+    """This session's workspace is in the classroom view (?classroom=1)."""
+    sid = st.session_state.get("sid")
+    return bool(sid) and bool(workspaces().get(sid).classroom)
+
+
 def restore_from_url(ws: Workspace) -> None:
     """?classroom=1 / 0 turns the classroom view on / off; ?cfg=... (a shared setup) is restored once."""
     from ffnlp_core.session import urlstate

@@ -70,8 +70,8 @@ else:
             summaries[rid] = s["summary"]
         with st.container(key="compare_charts"):
             left, right = st.columns(2)
-            left.plotly_chart(compare_plots.overlay_figure(series, "loss"), key="compare_loss")
-            right.plotly_chart(compare_plots.overlay_figure(series, "accuracy"), key="compare_accuracy")
+            ui.chart(left, compare_plots.overlay_figure(series, "loss"), key="compare_loss")
+            ui.chart(right, compare_plots.overlay_figure(series, "accuracy"), key="compare_accuracy")
         diff = compare.config_diff({rid: by_id[rid]["config"] for rid in summaries})
         st.markdown("**What differs**")
         if diff.empty:
@@ -85,7 +85,13 @@ else:
                 f"Best by dev accuracy: `{best}` ({summaries[best]['dev_accuracy']:.3f})",
                 icon=":material/trophy:",
             )
-            if b2.button("Show it on every page", key="compare_use_best", disabled=best == ws.run_id):
+            use = b2.button(
+                "Use it",
+                key="compare_use_best",
+                disabled=best == ws.run_id,
+                help="Show the best run on every page (Gradients, Representations, Try it, ...).",
+            )
+            if use:
                 show_everywhere(best)
 
 # --- downloads ----------------------------------------------------------------------------------
@@ -100,7 +106,8 @@ else:
     model = run.model
     if model is not None:
         d[0].download_button(
-            "Model (.zip: weights, config, vocabulary)",
+            "Model (.zip)",
+            help="Weights (safetensors), configuration and vocabulary: upload it again below.",
             data=lambda: export_bundle(run.cfg, model, run.vectorizer, run.class_names),
             file_name=f"ffnlp-{run.run_id}.zip",
             mime="application/zip",
@@ -118,7 +125,8 @@ else:
         icon=":material/download:",
     )
     d[2].download_button(
-        "Charts (.html, works offline)",
+        "Charts (.html)",
+        help="The loss and accuracy charts as one HTML file that works offline.",
         data=lambda: compare_plots.charts_html(
             [plots.loss_figure(s["curves"], s["evals"]), plots.accuracy_figure(s["curves"], s["evals"])],
             f"ffnlp run {run.run_id}",

@@ -190,10 +190,11 @@ for note in ds.labeled.notes:
 
 left, right = st.columns(2)
 with left:
-    st.plotly_chart(plots.class_balance_figure(s["class_counts"], s["classes"]), key="data_balance")
+    ui.chart(st, plots.class_balance_figure(s["class_counts"], s["classes"]), key="data_balance")
 with right:
     words = top_words(ds, 20)
-    st.plotly_chart(
+    ui.chart(
+        st,
         plots.bar_figure([w for w, _ in words], [c for _, c in words], "Most frequent words", "total"),
         key="data_top_words",
     )

@@ -37,15 +37,15 @@ def draw(table: dict, layers: list[str], activation: str) -> None:
     means = gr.layer_means(table, STAT)
     st.success(gr.verdict(activation, layers, means, STAT, len(table["step"])), icon=":material/insights:")
     a, b = st.columns(2)
-    a.plotly_chart(grplots.lines_figure(table, layers, STAT), key="gradients_lines")
-    b.plotly_chart(grplots.heatmap_figure(table, layers, STAT), key="gradients_heatmap")
+    ui.chart(a, grplots.lines_figure(table, layers, STAT), key="gradients_lines")
+    ui.chart(b, grplots.heatmap_figure(table, layers, STAT), key="gradients_heatmap")
     a, b = st.columns(2)
-    a.plotly_chart(grplots.mean_bars_figure(means, layers, STAT), key="gradients_bars")
-    b.plotly_chart(grplots.lines_figure(table, layers, "signal"), key="gradients_signal")
+    ui.chart(a, grplots.mean_bars_figure(means, layers, STAT), key="gradients_bars")
+    ui.chart(b, grplots.lines_figure(table, layers, "signal"), key="gradients_signal")
     a, b = st.columns(2)
     signal = gr.layer_means(table, "signal")
-    a.plotly_chart(grplots.decay_figure(signal, means, layers, activation, STAT), key="gradients_decay")
-    b.plotly_chart(grplots.lines_figure(table, layers, "update_ratio"), key="gradients_update")
+    ui.chart(a, grplots.decay_figure(signal, means, layers, activation, STAT), key="gradients_decay")
+    ui.chart(b, grplots.lines_figure(table, layers, "update_ratio"), key="gradients_update")
     bound = gr.slope_bound(activation)
     if bound is not None:
         a.caption(
@@ -53,7 +53,7 @@ def draw(table: dict, layers: list[str], activation: str) -> None:
             f"further down it is at most {bound:g}^k of what it was (dashed). The weights can shrink or grow it "
             "further."
         )
-    st.plotly_chart(grplots.activation_figure(table, layers, activation), key="gradients_activations")
+    ui.chart(st, grplots.activation_figure(table, layers, activation), key="gradients_activations")
 
 
 run = ui.current_run(ws)
@@ -162,13 +162,9 @@ def compare_view() -> None:
             verdict = gr.comparison_verdict(means, layers, STAT, "So far" if still else "After training")
             st.success(verdict, icon=":material/insights:")
             a, b = st.columns(2)
-            a.plotly_chart(grplots.comparison_figure(means, layers, STAT), key="gradients_compare_weights")
-            b.plotly_chart(
-                grplots.comparison_figure(signal, layers, "signal"), key="gradients_compare_signal"
-            )
-            st.plotly_chart(
-                grplots.small_multiples_figure(tables, layers, STAT), key="gradients_compare_lines"
-            )
+            ui.chart(a, grplots.comparison_figure(means, layers, STAT), key="gradients_compare_weights")
+            ui.chart(b, grplots.comparison_figure(signal, layers, "signal"), key="gradients_compare_signal")
+            ui.chart(st, grplots.small_multiples_figure(tables, layers, STAT), key="gradients_compare_lines")
         if comparing and not still:
             st.rerun()  # every run ended: stop polling
 

@@ -111,8 +111,8 @@ def live() -> None:
         )
     with st.container(key="lab_charts"):
         left, right = st.columns(2)
-        left.plotly_chart(plots.accuracy_figure(snap["curves"], ev), key="lab_accuracy")
-        right.plotly_chart(plots.loss_figure(snap["curves"], ev), key="lab_loss")
+        ui.chart(left, plots.accuracy_figure(snap["curves"], ev), key="lab_accuracy")
+        ui.chart(right, plots.loss_figure(snap["curves"], ev), key="lab_loss")
     if snap["confusion"] is not None:
         st.subheader("Per class on dev")
         st.dataframe(

@@ -30,7 +30,8 @@ with tabs[0]:
         result = lessons.engine_comparison(v["manual"]["summary"], v["lightning"]["summary"])
         st.success(result["text"], icon=":material/balance:")
         for col, name in zip(st.columns(2), ("manual", "lightning"), strict=True):
-            col.plotly_chart(
+            ui.chart(
+                col,
                 plots.accuracy_figure(v[name]["curves"], v[name]["evals"], title=f"{name}: accuracy"),
                 key=f"lessons_engines_{name}",
             )
@@ -62,9 +63,9 @@ with tabs[1]:
                 lessons.zero_grad_analysis(v["correct"], v["buggy"])["text"], icon=":material/bug_report:"
             )
             a, b = st.columns(2)
-            a.plotly_chart(loss, key="lessons_zero_grad_loss")
-            b.plotly_chart(acc, key="lessons_zero_grad_accuracy")
-            st.plotly_chart(grad, key="lessons_zero_grad_norm")
+            ui.chart(a, loss, key="lessons_zero_grad_loss")
+            ui.chart(b, acc, key="lessons_zero_grad_accuracy")
+            ui.chart(st, grad, key="lessons_zero_grad_norm")
 
     lr.live(ws, "zero_grad", draw_zero_grad)
 
@@ -94,7 +95,8 @@ with tabs[2]:
             st.caption("Mean predicted P(toxic) over 24 neutral comments with each word combination")
             number = {n: st.column_config.NumberColumn(format="%.2f") for n in accs}
             st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch", column_config=number)
-        box.plotly_chart(
+        ui.chart(
+            box,
             plots.bar_figure(list(accs), list(accs.values()), "Dev accuracy", "accuracy"),
             key="lessons_interaction_accuracy",
         )
@@ -126,7 +128,7 @@ with tabs[3]:
         summaries = {name: r.read(lambda h: dict(h.summary or {})) for name, r in found.items()}
         result = lessons.gpu_analysis(matmul, summaries)
         st.info(result["text"], icon=":material/speed:")
-        st.plotly_chart(lesson_plots.gpu_figure(result), key="lessons_gpu_chart")
+        ui.chart(st, lesson_plots.gpu_figure(result), key="lessons_gpu_chart")
         st.caption(f"CPU threads used: {matmul[0]['cpu_threads']} (one per concurrent run on this server).")
 
     lr.live(ws, "gpu", draw_gpu)

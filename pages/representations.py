@@ -42,17 +42,16 @@ def layer_label(name: str) -> str:
 
 if "repr_layers" in st.session_state:  # a run with fewer layers than the last one
     st.session_state["repr_layers"] = [x for x in st.session_state["repr_layers"] if x in options]
-c1, c2, c3, c4 = st.columns([5, 2, 2.5, 1.3], vertical_alignment="bottom")
-with c1:
-    ui.synced(
-        st.multiselect,
-        "repr_layers",
-        [x for x in prefs["layers"] if x in options],
-        put("layers"),
-        label="Layers, side by side",
-        options=options,
-        format_func=layer_label,
-    )
+ui.synced(
+    st.multiselect,
+    "repr_layers",
+    [x for x in prefs["layers"] if x in options],
+    put("layers"),
+    label="Layers, side by side",
+    options=options,
+    format_func=layer_label,
+)
+c2, c3, c4 = st.columns([2, 2, 1.3], vertical_alignment="bottom")
 with c2:
     ui.synced(
         st.radio,
@@ -137,7 +136,8 @@ def draw(run, snaps) -> None:
             col.caption(str(exc))
         what = f"SVD to {pj.SVD_DIMS} dims, then " if layer == pj.INPUT else ""
         title = f"{layer_label(layer)} · {what}{used.upper()}"
-        event = col.plotly_chart(
+        event = ui.chart(
+            col,
             rplots.scatter_figure(coords, points, color, title),
             key=f"repr_plot_{layer}",
             on_select="rerun",
@@ -160,10 +160,8 @@ def draw(run, snaps) -> None:
             st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch")
     table = pj.separation_table(run.run_id, snaps, gold, raw=raw)
     a, b = st.columns(2)
-    a.plotly_chart(rplots.layers_figure(table, index, hidden, pj.chance(gold)), key="repr_separation_layers")
-    b.plotly_chart(
-        rplots.training_figure(table, hidden, pj.chance(gold), index), key="repr_separation_training"
-    )
+    ui.chart(a, rplots.layers_figure(table, index, hidden, pj.chance(gold)), key="repr_separation_layers")
+    ui.chart(b, rplots.training_figure(table, hidden, pj.chance(gold), index), key="repr_separation_training")
     with st.container(key="repr_separation_reading"):
         st.markdown(pj.separation_sentence(table, index, hidden, pj.chance(gold)))
     st.caption(

@@ -83,10 +83,8 @@ def training(run) -> int:
     done = panel.progress(run)
     with st.container(key="train_charts"):
         left_col, right_col = st.columns(2)
-        left_col.plotly_chart(plots.loss_figure(snap["curves"], snap["evals"]), key="train_loss_chart")
-        right_col.plotly_chart(
-            plots.accuracy_figure(snap["curves"], snap["evals"]), key="train_accuracy_chart"
-        )
+        ui.chart(left_col, plots.loss_figure(snap["curves"], snap["evals"]), key="train_loss_chart")
+        ui.chart(right_col, plots.accuracy_figure(snap["curves"], snap["evals"]), key="train_accuracy_chart")
     if run.done and snap["summary"]:
         s = snap["summary"]
         m = st.columns(5)
@@ -96,8 +94,8 @@ def training(run) -> int:
         m[3].metric("Examples/s", f"{s['examples_per_second']:,.0f}", help="time in training steps only")
         m[4].metric("Steps", f"{s['steps']:,}")
         if snap["confusion"] is not None and snap["started"] is not None:
-            st.plotly_chart(
-                plots.confusion_figure(snap["confusion"], snap["started"].classes), key="train_confusion"
+            ui.chart(
+                st, plots.confusion_figure(snap["confusion"], snap["started"].classes), key="train_confusion"
             )
     return done
 

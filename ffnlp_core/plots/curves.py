@@ -104,9 +104,8 @@ def confusion_figure(confusion: np.ndarray, class_names: list[str]) -> go.Figure
     )
     fig.update_layout(
         title="Confusion matrix on dev",
-        xaxis_title="predicted",
-        yaxis_title="gold",
-        yaxis_autorange="reversed",
+        xaxis=dict(title="predicted", type="category"),  # labels 0/1/2 are names, not a number line
+        yaxis=dict(title="gold", type="category", autorange="reversed"),
         **{**LAYOUT, "height": 120 + 60 * len(names)},
     )
     return fig
@@ -124,7 +123,9 @@ def class_balance_figure(counts: list[int], class_names: list[str]) -> go.Figure
             marker_color=COLORS[: len(counts)] * (len(counts) // 9 + 1),
         )
     )
-    fig.update_layout(title="Class balance", yaxis_title="comments", **{**LAYOUT, "height": 300})
+    fig.update_layout(
+        title="Class balance", xaxis_type="category", yaxis_title="comments", **{**LAYOUT, "height": 300}
+    )
     return fig
 
 

@@ -29,11 +29,12 @@ MAX_PARAM_CHARS = 4000
 _NOT_SHARED = ("text_column", "label_column")
 _SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
 
-# Larger type and no advanced controls. Pages put advanced controls in containers keyed "advanced_...".
+# The classroom view (?classroom=1), for a projector: every rem-sized text 1.44x (headings, metrics, captions,
+# buttons, labels; charts are scaled by plots/projector.py), narrower page margins so that the larger text still
+# fits a 1280x720 window, and no advanced controls (pages put them in containers keyed "advanced_...").
 CLASSROOM_CSS = """
-html { font-size: 20px; }
-[data-testid="stMain"] h1 { font-size: 2.6rem; }
-[data-testid="stMain"] p, [data-testid="stMain"] li, [data-testid="stMain"] label { font-size: 1.1rem; }
+html { font-size: 23px; }
+[data-testid="stMainBlockContainer"] { padding: 2rem 1.5rem 4rem 1.5rem; max-width: none; }
 [class*="st-key-advanced"] { display: none !important; }
 """
 

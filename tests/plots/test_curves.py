@@ -55,3 +55,13 @@ def test_bar_labels_that_look_like_numbers_stay_labels_and_are_escaped():
     assert fig.layout.yaxis.type == "category"  # else Plotly draws "100" and "2024" on a number line
     assert list(fig.data[0].y) == ["100", "2024", "&lt;b&gt;x&lt;/b&gt;"]
     assert list(fig.data[0].x) == [5, 3, 1]
+
+
+def test_numeric_class_names_get_categorical_axes_not_a_number_line():
+    """Labels 0/1/2 are names: a number axis would put ticks at -0.5, 0.5, 1.5 between the classes."""
+    names = ["0", "1", "2"]
+    confusion = plots.confusion_figure(np.array([[5, 1, 0], [2, 7, 1], [0, 0, 4]]), names)
+    assert confusion.layout.xaxis.type == "category" and confusion.layout.yaxis.type == "category"
+    assert list(confusion.data[0].x) == names and confusion.layout.yaxis.autorange == "reversed"
+    balance = plots.class_balance_figure([10, 20, 5], names)
+    assert balance.layout.xaxis.type == "category" and list(balance.data[0].x) == names
