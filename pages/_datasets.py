@@ -49,7 +49,7 @@ def load_default_data(ws, wait: bool = True) -> None:
     key = ("default", *dataclasses.astuple(cfg))
     fut = builds.start(key, _default_data, builds, name, copy.deepcopy(cfg))
     if not wait and not fut.done():
-        ws.pending = _second(fut)
+        ws.build_pending(_second(fut))
         return
     table, dataset = fut.result()
     cfg.text_column, cfg.label_column = table.text_column, table.label_column

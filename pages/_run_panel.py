@@ -75,7 +75,7 @@ def buttons(
 def submit(ws, cfg, ds, label: str | None = None):
     """The pages' one submission point; the job manager checks the settings against the data
     (ConfigError says what to change)."""
-    return ui.manager().submit(cfg, ds, owner=ws.sid, label=label or ws.data_name)
+    return ui.manager().submit(cfg, ds, owner=ws.sid, label=label or ws.dataset_name)
 
 
 def submit_group(ws, cfgs: dict, ds, label: str) -> dict:

@@ -76,7 +76,7 @@ else:
 if ws.data_error:
     st.error(ws.data_error, icon=":material/error:")
     if ws.dataset is not None:
-        st.caption(f"Still using the previous data: {ws.data_name}.")
+        st.caption(f"Still using the previous data: {ws.dataset_name}.")
 if ws.table is None:
     st.stop()
 
@@ -161,7 +161,9 @@ if ws.dataset_key != build_key or ws.dataset is None:
     except DataError as exc:
         st.error(str(exc), icon=":material/error:")
         if ws.dataset is not None:
-            st.caption("The data set below is the previous one; fix the choice above to use this file.")
+            st.caption(
+                f"Still using the previous data ({ws.dataset_name}); fix the choice above to use this file."
+            )
         ws.dataset_key = build_key
 ds = ws.dataset
 if ds is None:

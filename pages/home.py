@@ -48,14 +48,14 @@ def data_card() -> None:
     """The data at a glance; on a server's first page the bag of words may still be counted meanwhile."""
     st.markdown("**Data**")
     if not ws.dataset_ready:
-        st.text(ws.data_name)
+        st.text(ws.dataset_name or ws.data_name)
         st.caption("counting words…")
         return
     if ws.dataset is None:
         st.caption("Nothing loaded yet.")
         return
     s = ws.dataset.summary()
-    st.text(ws.data_name)
+    st.text(ws.dataset_name or ws.data_name)
     st.caption(
         f"{s['train_examples'] + s['dev_examples']:,} comments · {len(s['classes'])} classes · "
         f"vocabulary {s['vocab_size']:,}"

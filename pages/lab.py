@@ -129,16 +129,7 @@ def live() -> None:
     else:
         table = compare.hard_table(lab_ds, snap["hard"])
         share = lab_ds.train_flipped.mean() if lab_ds.train_flipped is not None else 0.0
-        top = table["flipped"].mean()
-        why = (
-            "mislabeled rows gather here."
-            if top > 1.5 * share
-            else "the network has memorized many flipped labels, so fewer of them stand out now."
-        )
-        st.caption(
-            f"Highest loss at step {snap['hard'].step:,}: {int(table['flipped'].sum())} of {len(table)} "
-            f"were flipped, against {share:.0%} of all training labels: {why}"
-        )
+        st.caption(compare.hard_reading(snap["hard"].step, int(table["flipped"].sum()), len(table), share))
         st.dataframe(
             table,
             hide_index=True,

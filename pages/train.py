@@ -51,7 +51,7 @@ with st.container(key="advanced_train"), st.expander("Advanced", expanded=False)
     with a[3]:
         setting(ws, "train", "probe_every")
 
-run = panel.buttons(ws, "train", lambda: (copy.deepcopy(ws.config), ds, ws.data_name))
+run = panel.buttons(ws, "train", lambda: (copy.deepcopy(ws.config), ds, ws.dataset_name))
 running = run is not None and not run.done
 
 

@@ -130,3 +130,19 @@ def import_as_run(store: RunStore, data: bytes, owner: str, name: str) -> str:
     store.save_texts(run_id, {"classes": list(classes), "dev": {}})
     store.set_status(run_id, "finished", reason="uploaded model (weights only)", finished=time.time())
     return run_id
+
+
+def hard_reading(step: int, flipped_top: int, top: int, share: float) -> str:
+    """The Noise lab's sentence under its hardest training comments: `flipped_top` of the `top` highest-loss
+    comments were flipped, against a share `share` of all training labels."""
+    head = f"Highest loss at step {step:,}: "
+    if share == 0:
+        return head + (
+            "no label was flipped, so these are the comments the network finds hardest on their own "
+            "(ambiguous, or mislabeled in the data itself)."
+        )
+    if top and flipped_top / top > 1.5 * share:
+        why = "mislabeled rows gather here."
+    else:
+        why = "the network has memorized many flipped labels, so fewer of them stand out now."
+    return head + f"{flipped_top} of {top} were flipped, against {share:.0%} of all training labels: {why}"

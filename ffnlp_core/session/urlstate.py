@@ -166,6 +166,6 @@ def apply_to_workspace(ws, params: Mapping[str, str], build=_build) -> bool:
         dataset = build(table, cfg.data, f"builtin:{name}")
     except DataError as exc:
         raise UrlStateError(f"the link's data settings do not work: {exc}") from exc
-    ws.config, ws.table, ws.dataset = cfg, table, dataset
     ws.upload_key, ws.data_name, ws.data_error = f"builtin:{name}", f"built-in: {name}", ""
+    ws.config, ws.table, ws.dataset = cfg, table, dataset
     return True

@@ -29,7 +29,8 @@ class Workspace:
     _dataset: Dataset | None = None  # the current, validated data (see `dataset`)
     pending: Future | None = field(default=None, repr=False)  # a data set still being built
     table: Table | None = None  # the current file as read (for choosing columns)
-    data_name: str = ""  # "built-in interaction" or the uploaded file's name
+    data_name: str = ""  # "built-in: interaction" or the name of the file last read (it may be refused)
+    dataset_name: str = ""  # the name of the data the current dataset was built from (what is in use)
     data_error: str = ""  # the last refused upload's message (the previous data stays)
     upload_key: str = ""  # identity of the file the current table came from (name + size + hash)
     refused_upload: str = ""  # identity of the last file refused (not read again on every rerun)
@@ -49,7 +50,13 @@ class Workspace:
 
     @dataset.setter
     def dataset(self, value: Dataset | None) -> None:
+        """A new data set, built from the data `data_name` names (set that first)."""
         self._dataset, self.pending = value, None
+        self.dataset_name = self.data_name if value is not None else ""
+
+    def build_pending(self, future: Future) -> None:
+        """The data set `data_name` names is being built: `dataset` waits for it on first use."""
+        self.pending, self.dataset_name = future, self.data_name
 
     @property
     def dataset_ready(self) -> bool:

@@ -185,3 +185,10 @@ def test_a_bad_upload_is_refused_and_stores_nothing(tmp_path):
     with pytest.raises(BundleError, match="not a model bundle"):
         compare.import_as_run(store, b"definitely not a zip", owner="alice", name="x.zip")
     assert store.list_runs() == []
+
+
+def test_the_hard_comments_sentence_says_nothing_was_flipped_at_zero_noise():
+    text = compare.hard_reading(120, 0, 20, 0.0)
+    assert "no label was flipped" in text and "memorized" not in text
+    assert "mislabeled rows gather here" in compare.hard_reading(120, 12, 20, 0.3)  # 60% vs 30%
+    assert "memorized many flipped labels" in compare.hard_reading(120, 6, 20, 0.3)  # 30% vs 30%

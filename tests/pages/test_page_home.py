@@ -51,3 +51,20 @@ def test_home_draws_before_the_words_are_counted(open_page, workspace_of):
     ws = workspace_of(at)
     assert ws.dataset.x_train.shape == (3200, 78)
     assert ws.table is not None and ws.config.data.text_column == "text"  # filled in by the next full run
+
+
+def test_home_names_the_data_in_use_after_a_refused_upload(open_page, workspace_of):
+    """A file that reads but cannot be split (a class with a single comment) is refused on Data; Home keeps
+    naming the data still in use, not the refused file."""
+    data = open_page("data")
+    data.segmented_control(key="data_mode").set_value("upload").run()
+    rows = ["text,label"] + [f"comment {i},{'lonely' if i == 0 else 'common'}" for i in range(50)]
+    data.file_uploader(key="data_upload").set_value(
+        ("singleton.csv", "\n".join(rows).encode(), "text/csv")
+    ).run()
+    assert any("class" in e.value for e in data.error), [e.value for e in data.error]
+    ws = workspace_of(data)
+    assert ws.data_name == "singleton.csv" and ws.dataset_name == "built-in: interaction"
+    home = open_page("home", sid=ws.sid)
+    texts = card_texts(home)
+    assert "built-in: interaction" in texts and "singleton.csv" not in texts
