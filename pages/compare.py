@@ -1,6 +1,6 @@
-"""Compare runs (/compare): any finished runs (this session's and those on disk) on the same loss and
-accuracy charts, what differs between their configurations, the best by dev accuracy; downloads (model,
-metrics CSV, charts HTML), uploading a downloaded model back, and a link that shares this setup."""
+"""Compare runs (/compare): this session's finished runs (every run on the server one click away) on the
+same loss and accuracy charts, what differs between their configurations, the best by dev accuracy;
+downloads (model, metrics CSV, charts HTML), uploading a downloaded model back, a link sharing this setup."""
 
 import datetime as dt
 import hashlib
@@ -32,10 +32,25 @@ listed = [
     for r in ui.manager().store.list_runs()
     if r.get("status") in compare.DONE_OK and (r.get("summary") or {}).get("dev_accuracy") is not None
 ]
-by_id = {r["id"]: r for r in listed}
-mine = [r["id"] for r in listed if r["id"] in ws.run_ids]
-if not listed:
-    st.info("No finished runs yet: train one (or two, with different settings) first.")
+mine = [r for r in listed if r["id"] in ws.run_ids]  # this session's runs, and runs a shared link opened
+scope = st.segmented_control(
+    "Runs",
+    ["mine", "server"],
+    default="mine",
+    key="compare_scope",
+    format_func={
+        "mine": f"This session's ({len(mine)})",
+        "server": f"Every run on this server ({len(listed)})",
+    }.get,
+    required=True,
+)
+shown = mine if scope == "mine" else listed
+by_id = {r["id"]: r for r in shown}
+if not shown:
+    st.info(
+        "No finished runs yet: train one (or two, with different settings) first."
+        + (" Other sessions' runs are one click away above." if listed else "")
+    )
 else:
     table = pd.DataFrame(
         {
@@ -48,14 +63,14 @@ else:
             "hidden": ", ".join(map(str, r["config"]["model"]["hidden_sizes"])) or "none",
             "activation": r["config"]["model"]["activation"],
         }
-        for r in listed
+        for r in shown
     )
-    with st.expander(f"All {len(listed)} finished runs on this server", expanded=False):
+    with st.expander(f"The {len(shown)} finished runs listed", expanded=False):
         st.dataframe(table, hide_index=True, width="stretch", key="compare_all")
     chosen = st.multiselect(
         "Runs to compare",
         options=list(by_id),
-        default=(mine[:4] or list(by_id)[:3]),
+        default=list(by_id)[:4] if scope == "mine" else list(by_id)[:3],
         key="compare_runs",
         format_func=lambda rid: f"{rid} · dev acc {by_id[rid]['summary']['dev_accuracy']:.3f}",
     )

@@ -88,3 +88,23 @@ def test_compare_refuses_a_garbage_model_upload(open_page, workspace_of):
     (message,) = [c.value for c in at.code if "cfg=" not in c.value]
     assert message == ws.extras["import_error"] and message  # the refusal's reason, as plain text
     assert not ws.run_id and not any(s.value.startswith("Loaded as run") for s in at.success)
+
+
+def test_compare_lists_this_sessions_runs_and_the_servers_one_click_away(open_page, workspace_of):
+    from pages import _common as ui
+
+    other = open_page("compare")
+    (theirs,) = finished_runs(workspace_of(other), [8])  # another student's run
+    at = open_page("compare")
+    (mine,) = finished_runs(workspace_of(at), [16])
+    at.run()
+    assert at.segmented_control(key="compare_scope").value == "mine"
+    assert at.multiselect(key="compare_runs").options == [f"{mine} · dev acc {acc(ui, mine):.3f}"]
+    at.segmented_control(key="compare_scope").set_value("server").run()
+    assert not at.exception
+    options = at.multiselect(key="compare_runs").options
+    assert len(options) == 2 and any(o.startswith(theirs) for o in options)
+
+
+def acc(ui, rid: str) -> float:
+    return ui.manager().open_run(rid).read(lambda h: h.summary["dev_accuracy"])
