@@ -119,7 +119,12 @@ with tabs[3]:
 
     st.button("Measure", key="lessons_gpu_run", type="primary", disabled=lr.busy(ws, "gpu"), on_click=run_gpu)
     if not lessons.accelerators():
-        st.caption("No GPU on this server: the CPU figures only.")
+        ref = lessons.GPU_REFERENCE
+        with st.container(key="lessons_gpu_reference"):
+            st.markdown(f"**No GPU on this server.** Recorded, not live: {ref['device']}, {ref['date']}.")
+            st.dataframe(pd.DataFrame(ref["rows"]), hide_index=True)
+            st.caption(f"`{ref['command']}` on {ref['data']}. {ref['notes']}")
+    st.caption(lessons.WHY_CPU_DIFFERS)
 
     def draw_gpu(found):
         matmul = ws.extras.get("lessons_gpu_matmul") or []

@@ -251,3 +251,12 @@ def test_importing_the_lessons_does_not_import_torch_or_plotly():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"  # the Lessons page reads the configurations without either
+
+
+def test_the_recorded_gpu_figures_name_device_date_and_command_and_agree_with_their_ratio():
+    ref = lessons.GPU_REFERENCE
+    assert ref["device"] and ref["date"] and "bench_train.py --device cuda" in ref["command"]
+    measured = ref["rows"][0]
+    ratio = measured["ffnlp's loop, examples/s"] / measured["lecture's loop, examples/s"]
+    assert round(ratio, 2) == measured["ratio"]
+    assert "autograd" in lessons.WHY_CPU_DIFFERS and "fast path" in lessons.WHY_CPU_DIFFERS

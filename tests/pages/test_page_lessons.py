@@ -73,3 +73,12 @@ def test_page_shows_the_code_of_the_workspace_config(page):
         "optimizer.zero_grad()" in c and "class FeedForwardClassifier(torch.nn.Module)" in c for c in codes
     )
     assert any("class FeedForwardClassifier(pl.LightningModule)" in c for c in codes)
+
+
+def test_page_gpu_lesson_without_a_gpu_shows_recorded_figures_and_says_why_the_cpu_differs(page):
+    if lessons.accelerators():
+        pytest.skip("this machine has a GPU: the lesson measures it live")
+    texts = " ".join(m.value for m in page.markdown) + " ".join(c.value for c in page.caption)
+    assert "Recorded, not live" in texts and lessons.GPU_REFERENCE["date"] in texts
+    assert lessons.WHY_CPU_DIFFERS in texts
+    assert any("lecture's loop, examples/s" in d.value.columns for d in page.dataframe)
