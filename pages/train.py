@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from ffnlp_core.config import ENGINES
+from ffnlp_core.inspect.overfitting import overfitting
 from ffnlp_core.plots import curves as plots
 from ffnlp_core.train.devices import available_devices
 from pages import _common as ui
@@ -93,6 +94,10 @@ def training(run) -> int:
         m[2].metric("Dev loss", f"{s['dev_loss']:.3f}")
         m[3].metric("Examples/s", f"{s['examples_per_second']:,.0f}", help="time in training steps only")
         m[4].metric("Steps", f"{s['steps']:,}")
+        found = overfitting(snap["evals"], run.cfg.train.early_stopping_patience)
+        if found:
+            with st.container(key="train_overfitting"):
+                st.warning(found["text"], icon=":material/trending_up:")
         if snap["confusion"] is not None and snap["started"] is not None:
             ui.chart(
                 st, plots.confusion_figure(snap["confusion"], snap["started"].classes), key="train_confusion"

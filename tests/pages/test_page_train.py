@@ -3,6 +3,7 @@ a run that waits in the queue."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -61,3 +62,25 @@ def test_a_run_that_waits_shows_its_place_in_the_queue(open_page, workspace_of):
     finally:
         for job in busy:
             jm.stop(job.run_id)
+
+
+def test_train_says_when_overfitting_began_and_what_early_stopping_keeps(open_page, workspace_of):
+    """30% flipped labels and a wide network: the dev loss turns up, and the page says at which epoch."""
+    from pages import _common as ui
+
+    at = open_page("train")
+    ws = workspace_of(at)
+    cfg = ws.config.__class__.from_dict(ws.config.to_dict())
+    cfg.data.label_noise = 0.3
+    cfg.model.hidden_sizes, cfg.model.activation = [256, 256], "relu"
+    cfg.train.epochs, cfg.train.lr, cfg.train.device = 8, 0.003, "cpu"
+    from ffnlp_core.data.dataset import build_dataset, load_source
+
+    noisy = build_dataset(load_source(cfg.data), cfg.data)
+    job = ui.manager().submit(cfg, noisy, owner=ws.sid)
+    ws.remember_run(job.run_id)
+    assert job.wait(120) and job.status == "finished", job.reason
+    at.run()
+    assert not at.exception
+    (text,) = [w.value for w in at.warning if "began to overfit" in w.value]
+    assert re.search(r"around epoch \d+", text) and "Early stopping with a patience of 10 evaluations" in text
