@@ -74,7 +74,7 @@ def device_info() -> bool:
 
 
 def matmul_benchmark(device: str, size: int = 1000, repeats: int = 300, max_seconds: float = 8.0) -> dict:
-    """The lecture's loop t = normalize(t @ t, dim=1) (as ffnlp_core.lessons.matmul_benchmark, but needing
+    """The lecture's loop t = normalize(t @ t, dim=1) (as ffnlp_core.inspect.gpu_lesson.matmul_benchmark, but needing
     torch only, so it runs even where the app's other dependencies are missing)."""
     import torch
     from torch.nn import functional as F

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from ffnlp_core.data import samples
-from ffnlp_core.inspect import codegen, lessons
+from ffnlp_core.inspect import codegen, gpu_lesson, lessons
 from ffnlp_core.plots import curves as plots
 from ffnlp_core.plots import lessons as lesson_plots
 from pages import _common as ui
@@ -113,25 +113,25 @@ with tabs[3]:
     def run_gpu():
         with st.spinner("Timing the matmul loop…"):
             ws.extras["lessons_gpu_matmul"] = [
-                lessons.matmul_benchmark(d, max_seconds=2.0) for d in ["cpu", *lessons.accelerators()]
+                gpu_lesson.matmul_benchmark(d, max_seconds=2.0) for d in ["cpu", *gpu_lesson.accelerators()]
             ]
-        lr.submit(ws, "gpu", lessons.gpu_epoch_configs(), "gpu epoch")
+        lr.submit(ws, "gpu", gpu_lesson.gpu_epoch_configs(), "gpu epoch")
 
     st.button("Measure", key="lessons_gpu_run", type="primary", disabled=lr.busy(ws, "gpu"), on_click=run_gpu)
-    if not lessons.accelerators():
-        ref = lessons.GPU_REFERENCE
+    if not gpu_lesson.accelerators():
+        ref = gpu_lesson.GPU_REFERENCE
         with st.container(key="lessons_gpu_reference"):
             st.markdown(f"**No GPU on this server.** Recorded, not live: {ref['device']}, {ref['date']}.")
             st.dataframe(pd.DataFrame(ref["rows"]), hide_index=True)
             st.caption(f"`{ref['command']}` on {ref['data']}. {ref['notes']}")
-    st.caption(lessons.WHY_CPU_DIFFERS)
+    st.caption(gpu_lesson.WHY_CPU_DIFFERS)
 
     def draw_gpu(found):
         matmul = ws.extras.get("lessons_gpu_matmul") or []
         if not matmul:
             return
         summaries = {name: r.read(lambda h: dict(h.summary or {})) for name, r in found.items()}
-        result = lessons.gpu_analysis(matmul, summaries)
+        result = gpu_lesson.gpu_analysis(matmul, summaries)
         st.info(result["text"], icon=":material/speed:")
         ui.chart(st, lesson_plots.gpu_figure(result), key="lessons_gpu_chart")
         st.caption(f"CPU threads used: {matmul[0]['cpu_threads']} (one per concurrent run on this server).")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from ffnlp_core.inspect import lessons
+from ffnlp_core.inspect import gpu_lesson, lessons
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -76,9 +76,9 @@ def test_page_shows_the_code_of_the_workspace_config(page):
 
 
 def test_page_gpu_lesson_without_a_gpu_shows_recorded_figures_and_says_why_the_cpu_differs(page):
-    if lessons.accelerators():
+    if gpu_lesson.accelerators():
         pytest.skip("this machine has a GPU: the lesson measures it live")
     texts = " ".join(m.value for m in page.markdown) + " ".join(c.value for c in page.caption)
-    assert "Recorded, not live" in texts and lessons.GPU_REFERENCE["date"] in texts
-    assert lessons.WHY_CPU_DIFFERS in texts
+    assert "Recorded, not live" in texts and gpu_lesson.GPU_REFERENCE["date"] in texts
+    assert gpu_lesson.WHY_CPU_DIFFERS in texts
     assert any("lecture's loop, examples/s" in d.value.columns for d in page.dataframe)
