@@ -39,6 +39,8 @@ class ConfigError(ValueError):
 
 MAX_HIDDEN_WIDTH = 4096
 MAX_SEED = 2**32 - 1
+MAX_NAMED_CLASSES = 50  # the most classes a file may have (data/columns.py MAX_CLASSES)
+MAX_CLASS_NAME = 60  # characters in a class name
 
 
 def setting(
@@ -126,6 +128,9 @@ class DataConfig:
     )
     noise_seed: int = field(default=0, metadata=setting("Noise seed", min=0, max=MAX_SEED, step=1))
     subsample_class: str | None = None  # keep only a fraction of this class's TRAIN rows (imbalance lab)
+    # The names the pages, charts and downloads give the classes: label value in the file -> name
+    # (e.g. {"0": "hate speech"}); labels not listed keep their own value as name.
+    class_names: dict[str, str] = field(default_factory=dict)
     subsample_keep: float = field(
         default=1.0,
         metadata=setting("Keep fraction", min=0.01, max=1.0, step=0.05, what="subsample fraction"),
@@ -133,6 +138,14 @@ class DataConfig:
 
     def validate(self) -> None:
         _check_declared(self)
+        names = self.class_names
+        if not isinstance(names, dict) or len(names) > MAX_NAMED_CLASSES:
+            raise ConfigError(f"class names must map at most {MAX_NAMED_CLASSES} labels to names")
+        for label, name in names.items():
+            if not isinstance(label, str) or not isinstance(name, str) or not name.strip():
+                raise ConfigError(f"the name of class {label!r} must be a non-empty text")
+            if len(name) > MAX_CLASS_NAME:
+                raise ConfigError(f"the name of class {label!r} is longer than {MAX_CLASS_NAME} characters")
 
 
 @dataclass

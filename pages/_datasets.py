@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -46,7 +47,7 @@ def load_default_data(ws, wait: bool = True) -> None:
     cfg, builds = ws.config.data, _builds()
     cfg.source = ws.upload_key = f"builtin:{name}"
     ws.data_name = f"built-in: {name}"
-    key = ("default", *dataclasses.astuple(cfg))
+    key = ("default", json.dumps(dataclasses.asdict(cfg), sort_keys=True))
     fut = builds.start(key, _default_data, builds, name, copy.deepcopy(cfg))
     if not wait and not fut.done():
         ws.build_pending(_second(fut))
@@ -99,8 +100,9 @@ def dataset_key(ws) -> tuple:
 
 
 def _key(upload_key: str, cfg) -> tuple:
-    # The file's identity and every data setting (noise lab fields included: a shared link may carry them).
-    return (upload_key, *dataclasses.astuple(cfg))
+    # The file's identity and every data setting (noise lab fields and class names included: a shared link
+    # may carry them), as hashable text.
+    return (upload_key, json.dumps(dataclasses.asdict(cfg), sort_keys=True))
 
 
 def wait_idle() -> None:

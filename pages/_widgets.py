@@ -1,6 +1,7 @@
 """Widgets built from the config's declarations: `setting(ws, "train", "lr")` draws the field's widget
 (number input, selectbox or toggle) with the label, help and bounds config.py declares once, keyed
-`<section>_<field>` and synced into the workspace config."""
+`<section>_<field>` and synced into the workspace config; `class_names(ws, ds)`, the Data page's
+editor of the names every page gives the classes (DataConfig.class_names)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import dataclasses
 
 import streamlit as st
 
-from ffnlp_core.config import declared
+from ffnlp_core.config import MAX_CLASS_NAME, declared
 from pages import _common as ui
 
 
@@ -45,3 +46,24 @@ def setting(ws, section: str, name: str, *, options=None, current=None, key=None
 def _default(part, name: str):
     f = next(f for f in dataclasses.fields(part) if f.name == name)
     return f.default if f.default is not dataclasses.MISSING else f.default_factory()
+
+
+def class_names(ws, ds) -> None:
+    """One text box per class (`data_class_name_<label value>`): the label value in the file and the name
+    the pages, charts and downloads use (saved with the run's config, carried by share links). A change
+    lands in the config before the page reruns, so the data set is rebuilt with it at once."""
+    cfg = ws.config.data
+    original = {v: k for k, v in cfg.class_names.items()}  # shown name -> label value in the file
+
+    def rename(value: str, key: str) -> None:
+        name = st.session_state[key].strip() or value
+        names = {k: v for k, v in cfg.class_names.items() if k != value}
+        cfg.class_names = names if name == value else {**names, value: name}
+
+    cols = st.columns(min(4, len(ds.class_names)))
+    for i, shown in enumerate(ds.class_names):
+        value = original.get(shown, shown)
+        key = f"data_class_name_{value}"
+        cols[i % len(cols)].text_input(
+            f"Label {value!r}", shown, key=key, max_chars=MAX_CLASS_NAME, on_change=rename, args=(value, key)
+        )

@@ -6,13 +6,14 @@ import hashlib
 import pandas as pd
 import streamlit as st
 
-from ffnlp_core.config import VECTORIZERS
+from ffnlp_core.config import VECTORIZERS, declared
 from ffnlp_core.data import samples
 from ffnlp_core.data.dataset import examples_per_class, top_words
 from ffnlp_core.data.errors import DataError
 from ffnlp_core.data.reading import read_table
 from ffnlp_core.plots import curves as plots
 from pages import _common as ui
+from pages import _widgets as widgets
 from pages._widgets import setting
 
 ws = ui.workspace()
@@ -25,6 +26,9 @@ def use_table(table, key: str, name: str, source: str) -> None:
     """A new file: remember it and preselect the inferred columns."""
     ws.table, ws.upload_key, ws.data_name, ws.data_error, ws.refused_upload = table, key, name, "", ""
     cfg.source, cfg.text_column, cfg.label_column = source, table.text_column, table.label_column
+    cfg.class_names = {}  # a new file's classes are named afresh
+    for k in [k for k in st.session_state if k.startswith("data_class_name_")]:
+        st.session_state.pop(k)
     for k in ("data_text_column", "data_label_column"):
         st.session_state.pop(k, None)
 
@@ -117,39 +121,24 @@ with st.expander("Bag-of-words settings", expanded=False):
             help="\n".join(f"{k}: {d}" for k, d in VECTORIZERS.items()),
         )
     with v2:
-        ui.synced(
-            st.selectbox,
-            "data_ngrams",
-            cfg.ngram_max,
-            lambda v: setattr(cfg, "ngram_max", v),
-            label="N-grams",
-            options=[1, 2],
-            format_func={1: "words", 2: "words + pairs"}.get,
-        )
+        ngrams = {1: "words", 2: "words + pairs"}  # the declared range of ngram_max, named
+        setting(ws, "data", "ngram_max", options=ngrams, key="data_ngrams")
     with v3:
         setting(ws, "data", "min_df")
     with v4:
+        cap = declared(cfg)["max_features"]
         ui.synced(
             st.number_input,
             "data_max_features",
             cfg.max_features or 0,
             lambda v: setattr(cfg, "max_features", int(v) or None),
-            label="Max vocabulary (0 = no limit)",
+            label=f"{cap['label']} (0 = no limit)",
             min_value=0,
-            max_value=1_000_000,
-            step=1000,
+            max_value=int(cap["max"]),
+            step=int(cap["step"]),
         )
     with v5:
-        ui.synced(
-            st.slider,
-            "data_dev_fraction",
-            cfg.dev_fraction,
-            lambda v: setattr(cfg, "dev_fraction", float(v)),
-            label="Dev fraction",
-            min_value=0.05,
-            max_value=0.5,
-            step=0.05,
-        )
+        setting(ws, "data", "dev_fraction", key="data_dev_fraction")
 
 # --- build the data set (only when something changed) -------------------------------------------
 build_key = ui.dataset_key(ws)
@@ -168,6 +157,9 @@ if ws.dataset_key != build_key or ws.dataset is None:
 ds = ws.dataset
 if ds is None:
     st.stop()
+
+with st.expander("Name the classes", expanded=bool(cfg.class_names)):
+    widgets.class_names(ws, ds)
 
 # --- what the data looks like --------------------------------------------------------------------
 s = ds.summary()

@@ -3,7 +3,7 @@ on the train split only. Everything the engine and the pages need about the data
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -81,6 +81,7 @@ def load_source(cfg: DataConfig, upload: bytes | None = None, name: str = "the f
 def build_dataset(labeled: LabeledTexts, cfg: DataConfig) -> Dataset:
     """Split (stratified, seeded), apply the noise/imbalance lab to the train split, vectorize (train only)."""
     cfg.validate()
+    labeled = named(labeled, cfg.class_names)
     train_idx, dev_idx = stratified_split(labeled.labels, cfg.dev_fraction, cfg.split_seed)
     train_idx = subsample_class(train_idx, labeled, cfg.subsample_class, cfg.subsample_keep, cfg.noise_seed)
     y_train, flipped = flip_labels(
@@ -102,6 +103,16 @@ def build_dataset(labeled: LabeledTexts, cfg: DataConfig) -> Dataset:
         y_dev=labeled.labels[dev_idx].astype(np.int64),
         train_flipped=flipped,
     )
+
+
+def named(labeled: LabeledTexts, names: dict[str, str]) -> LabeledTexts:
+    """The labeled texts with their classes renamed (label value -> name; others keep their value)."""
+    if not names:
+        return labeled
+    renamed = [names.get(c, c).strip() for c in labeled.class_names]
+    if len(set(renamed)) < len(renamed):
+        raise DataError(f"two classes would have the same name: {renamed}; give each class its own name")
+    return replace(labeled, class_names=renamed)
 
 
 def flip_labels(

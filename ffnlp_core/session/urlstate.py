@@ -105,6 +105,7 @@ def _check_type(section: str, name: str, value) -> None:
         "bool": isinstance(value, bool),
         "list[int]": isinstance(value, list)
         and all(isinstance(v, int) and not isinstance(v, bool) for v in value),
+        "dict[str, str]": isinstance(value, dict) and all(isinstance(v, str) for v in value.values()),
     }.get(kind, False)
     if not ok:
         raise UrlStateError(f"the link's {section}.{name} should be {kind}, got {value!r}")

@@ -70,3 +70,26 @@ def test_a_refused_upload_never_shows_another_sessions_data(open_page, workspace
     second.run()  # the refused file is not read again, and its message stays while it is in the box
     assert any("Excel" in e.value for e in second.error)
     assert metric(second, "Comments kept") == "4,000"
+
+
+def test_classes_named_on_data_reach_the_dataset_the_config_and_a_share_link(open_page, workspace_of):
+    from ffnlp_core.session import urlstate
+
+    at = open_page("data")
+    at.segmented_control(key="data_mode").set_value("upload").run()
+    rows = ["text,label"] + [f"{'awful slow' if i % 3 == 0 else 'great fun'} {i},{i % 3}" for i in range(90)]
+    at.file_uploader(key="data_upload").set_value(("three.csv", "\n".join(rows).encode(), "text/csv")).run()
+    assert not at.exception
+    ws = workspace_of(at)
+    assert ws.dataset.class_names == ["0", "1", "2"]
+    at.text_input(key="data_class_name_0").set_value("hate speech").run()
+    at.text_input(key="data_class_name_2").set_value("neither").run()
+    assert not at.exception
+    assert ws.config.data.class_names == {"0": "hate speech", "2": "neither"}
+    assert ws.dataset.class_names == ["hate speech", "1", "neither"]
+    classes = {row["class"] for row in at.dataframe[0].value.to_dict("records")}
+    assert classes == {"hate speech", "1", "neither"}  # the examples table uses the names
+    value, _ = urlstate.encode(ws.config)
+    assert urlstate.decode(value).data.class_names == {"0": "hate speech", "2": "neither"}
+    at.text_input(key="data_class_name_2").set_value("hate speech").run()  # two classes, one name
+    assert any("same name" in e.value for e in at.error)
