@@ -185,6 +185,20 @@ class TrainConfig:
     )
     batch_size: int = field(default=32, metadata=setting("Batch size", min=1, max=100_000, step=1))
     epochs: int = field(default=1, metadata=setting("Epochs", min=1, max=1000, step=1))
+    # Spread the run over at least this many seconds, for watching it live in class (0: full speed). The
+    # waiting is not training time: examples/s stays the real speed. A paced run holds its worker longer.
+    pace_seconds: float = field(
+        default=0.0,
+        metadata=setting(
+            "Pace (s)",
+            "Spread the run over at least this many seconds so the class can watch the curves move "
+            "(0 = full speed). The examples/s shown stay the real training speed.",
+            min=0.0,
+            max=600.0,
+            step=5.0,
+            what="pace",
+        ),
+    )
     # steps between dev evaluations; 0: about 10 per epoch. Always at each epoch end.
     eval_every: int = field(
         default=0,

@@ -31,6 +31,7 @@ with c[1]:
 with c[2]:
     setting(ws, "train", "batch_size")
     setting(ws, "train", "epochs")
+    setting(ws, "train", "pace_seconds")
 with c[3]:
     setting(ws, "train", "eval_every")
     devices = dict(available_devices())

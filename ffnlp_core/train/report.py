@@ -73,6 +73,7 @@ class Reporter:
         self.probes: list[tuple[int, Probe]] = []
         self.grad_rms_sum: np.ndarray | None = None  # (layers,)
         self.last_flush = time.perf_counter()
+        self.paced_from: float | None = None  # when the first step of a paced run ended
         self.last_eval: Eval | None = None
         self.failed: Failed | None = None
 
@@ -109,8 +110,21 @@ class Reporter:
         broke = (isinstance(loss, float) and not math.isfinite(loss)) or (
             probe is not None and not finite_probe(probe)
         )
+        self._pace(step)
         late = time.perf_counter() - self.last_flush > FLUSH_SECONDS
         return broke or late or step == 1 or self.eval_due(step, epoch_end)
+
+    def _pace(self, step: int) -> None:
+        """With TrainConfig.pace_seconds, wait until step/total of that time has passed since the first
+        step (outside train_seconds: the speed reported stays the real one)."""
+        pace = self.cfg.train.pace_seconds
+        if not pace:
+            return
+        if self.paced_from is None:
+            self.paced_from = time.perf_counter()
+        wait = self.paced_from + pace * step / self.total - time.perf_counter()
+        if wait > 0:
+            time.sleep(min(wait, 2.0))
 
     def flush(self, epoch: int) -> list:
         """The block's Steps and Gradients; on its first non-finite step, the good steps' figures and then

@@ -398,3 +398,21 @@ def test_a_nonlinear_hidden_layer_learns_what_no_linear_model_can(interaction, m
     assert linear < 0.70
     assert deep_linear < 0.70  # stacked linear layers are still one linear map
     assert relu > 0.90
+
+
+@pytest.mark.parametrize("engine", ["manual", "lightning"])
+def test_a_paced_run_is_spread_over_its_pace_and_reports_its_real_speed(
+    interaction, make_config, run_events, engine
+):
+    """pace_seconds=3: the 100 steps of one epoch arrive over >= 3 s, one step block after another, while
+    the summary's examples/s is still the training speed (well above the paced wall-clock rate)."""
+    import time
+
+    cfg = make_config(engine=engine, epochs=1, pace_seconds=3.0)
+    t0 = time.perf_counter()
+    events = run_events(cfg, interaction)
+    took = time.perf_counter() - t0
+    assert took >= 3.0
+    assert len(of(events, Steps)) >= 8  # the curve moves: blocks keep arriving while it waits
+    summary = of(events, Finished)[0].summary
+    assert summary["steps"] == 100 and summary["examples_per_second"] > 2 * 3200 / took
