@@ -150,7 +150,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     except (DataError, ConfigError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    progress, result, events = None, None, []
+    progress, result, events, last_eval = None, None, [], None
     model = build_model(cfg, ds)
     try:
         for event in train(cfg, ds, model=model):
@@ -166,7 +166,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             elif isinstance(event, Steps):
                 progress.update(event)
             elif isinstance(event, Eval):
-                progress.dev = event.dev_accuracy
+                progress.dev, last_eval = event.dev_accuracy, event
             elif isinstance(event, (Finished, Failed)):
                 result = event
     except ValueError as exc:  # e.g. a device that does not exist
@@ -178,6 +178,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if result is None:  # a non-zero rank of a distributed run: rank 0 reports
         return 0
     summary = dict(result.summary, seconds=time.perf_counter() - t0)
+    if last_eval is not None and isinstance(result, Finished):
+        from .inspect.metrics import cli_fields
+
+        summary.update(cli_fields(last_eval.confusion, ds))  # per class, macro/weighted F1, baselines
     if args.save:
         from .runs.store import save_events
 

@@ -325,3 +325,23 @@ def test_the_seed_makes_the_cli_repeatable(capsys):
     for key in ("train_loss", "dev_accuracy", "grad_rms"):
         assert outs[0][key] == outs[1][key], key
     np.testing.assert_array_equal(outs[0]["grad_rms"], outs[1]["grad_rms"])
+
+
+def test_the_json_has_per_class_figures_macro_and_weighted_f1_and_both_baselines(trained):
+    from sklearn.metrics import f1_score
+
+    result, runs = trained
+    summary = strict_json(result.stdout.strip().splitlines()[0])
+    per_class = {row["class"]: row for row in summary["per_class"]}
+    assert set(per_class) == {"not toxic", "toxic"}
+    assert sum(row["support"] for row in per_class.values()) == summary["dev_examples"]
+    # the same figures from the saved run's final confusion matrix, through sklearn directly
+    confusion = RunStore(runs).load_history("cli-run").confusion
+    gold = np.repeat([0, 0, 1, 1], confusion.ravel())
+    pred = np.repeat([0, 1, 0, 1], confusion.ravel())
+    assert summary["macro_f1"] == pytest.approx(f1_score(gold, pred, average="macro"))
+    assert summary["weighted_f1"] == pytest.approx(f1_score(gold, pred, average="weighted"))
+    assert set(summary["baselines"]) == {"majority class", "logistic regression"}
+    majority = summary["baselines"]["majority class"]
+    assert majority["accuracy"] == pytest.approx(475 / 800)  # always "toxic" on the 800 dev comments
+    assert 0 < summary["baselines"]["logistic regression"]["macro_f1"] <= 1
