@@ -87,6 +87,9 @@ else:
             left, right = st.columns(2)
             ui.chart(left, compare_plots.overlay_figure(series, "loss"), key="compare_loss")
             ui.chart(right, compare_plots.overlay_figure(series, "accuracy"), key="compare_accuracy")
+        st.markdown("**Figures to cite** (dev split; baselines on the same split and bag of words)")
+        figures = pd.DataFrame(compare.figures_rows({rid: ui.manager().open_run(rid) for rid in summaries}))
+        st.dataframe(figures, hide_index=True, width="stretch", key="compare_figures")
         diff = compare.config_diff({rid: by_id[rid]["config"] for rid in summaries})
         st.markdown("**What differs**")
         if diff.empty:

@@ -12,6 +12,7 @@ from ffnlp_core.inspect.overfitting import overfitting
 from ffnlp_core.plots import curves as plots
 from ffnlp_core.train.devices import available_devices
 from pages import _common as ui
+from pages import _metrics as run_metrics
 from pages import _run_panel as panel
 from pages._widgets import setting
 
@@ -100,9 +101,14 @@ def training(run) -> int:
             with st.container(key="train_overfitting"):
                 st.warning(found["text"], icon=":material/trending_up:")
         if snap["confusion"] is not None and snap["started"] is not None:
+            left, right = st.columns(2)
             ui.chart(
-                st, plots.confusion_figure(snap["confusion"], snap["started"].classes), key="train_confusion"
+                left,
+                plots.confusion_figure(snap["confusion"], snap["started"].classes),
+                key="train_confusion",
             )
+            with right:
+                run_metrics.panel(run, snap["confusion"], "train")
     return done
 
 

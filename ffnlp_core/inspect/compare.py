@@ -146,3 +146,28 @@ def hard_reading(step: int, flipped_top: int, top: int, share: float) -> str:
     else:
         why = "the network has memorized many flipped labels, so fewer of them stand out now."
     return head + f"{flipped_top} of {top} were flipped, against {share:.0%} of all training labels: {why}"
+
+
+def figures_rows(runs: dict) -> list[dict]:
+    """The figures to cite for compared runs, one row each (accuracy, macro and weighted F1, F1 per class
+    by name), then the baselines of the first run whose data set is in memory (same split and features)."""
+    from . import metrics
+
+    rows, baselines_of = [], None
+    for rid, run in runs.items():
+        confusion = run.read(lambda h: None if h.confusion is None else h.confusion.copy())
+        if confusion is None:
+            continue
+        r = metrics.report_from_confusion(confusion, list(run.class_names))
+        rows.append(_figure_row(rid, r))
+        if baselines_of is None and run.ds is not None:
+            baselines_of = run.ds
+    if baselines_of is not None:
+        rows += [_figure_row(name, b) for name, b in metrics.baselines(baselines_of).items()]
+    return rows
+
+
+def _figure_row(name: str, r: dict) -> dict:
+    row = {"run": name, "accuracy": r["accuracy"], "macro F1": r["macro_f1"], "weighted F1": r["weighted_f1"]}
+    row.update({f"F1 {c['class']}": c["f1"] for c in r["per_class"]})
+    return row

@@ -108,3 +108,13 @@ def test_compare_lists_this_sessions_runs_and_the_servers_one_click_away(open_pa
 
 def acc(ui, rid: str) -> float:
     return ui.manager().open_run(rid).read(lambda h: h.summary["dev_accuracy"])
+
+
+def test_compare_lists_the_figures_to_cite_with_the_baselines(open_page, workspace_of):
+    at = open_page("compare")
+    a, b = finished_runs(workspace_of(at), [8, 16])
+    at.run()
+    figures = next(d.value for d in at.dataframe if "macro F1" in d.value.columns)
+    assert sorted(figures["run"].tolist()[:2]) == sorted([a, b])
+    assert figures["run"].tolist()[2:] == ["majority class", "logistic regression"]
+    assert {"weighted F1", "F1 not toxic", "F1 toxic"} <= set(figures.columns)

@@ -84,3 +84,24 @@ def test_train_says_when_overfitting_began_and_what_early_stopping_keeps(open_pa
     assert not at.exception
     (text,) = [w.value for w in at.warning if "began to overfit" in w.value]
     assert re.search(r"around epoch \d+", text) and "Early stopping with a patience of 10 evaluations" in text
+
+
+def test_a_finished_run_shows_per_class_figures_and_the_baselines(open_page, workspace_of):
+    from pages import _common as ui
+
+    at = open_page("train")
+    ws = workspace_of(at)
+    job = ui.manager().submit(ws.config, ws.dataset, owner=ws.sid)
+    ws.remember_run(job.run_id)
+    assert job.wait(60) and job.status == "finished"
+    at.run()
+    assert not at.exception
+    text = " ".join(m.value for m in at.markdown)
+    assert "macro F1" in text and "weighted F1" in text
+    tables = {tuple(d.value.columns): d.value for d in at.dataframe}
+    per_class = tables[("class", "precision", "recall", "f1", "support")]
+    assert per_class["class"].tolist() == ["not toxic", "toxic"] and per_class["support"].sum() == 800
+    baselines = next(t for cols, t in tables.items() if cols[0] == "model")
+    assert baselines["model"].tolist() == ["this network", "majority class", "logistic regression"]
+    assert baselines.loc[1, "accuracy"] == pytest.approx(475 / 800)
+    assert any("the network" in c.value and "logistic regression" in c.value for c in at.caption)
