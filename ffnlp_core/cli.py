@@ -17,6 +17,7 @@ import time
 from tqdm import tqdm
 
 from .config import ACTIVATIONS, DEVICES, ENGINES, OPTIMIZERS, VECTORIZERS, ConfigError, RunConfig
+from .nn.initializers import INITIALIZERS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,6 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--hidden", default="100,100,100", help="hidden widths, input to output ('' for none)")
     t.add_argument("--activation", default="none", choices=list(ACTIVATIONS))
     t.add_argument("--dropout", type=float, default=0.0)
+    t.add_argument(
+        "--init",
+        default="default",
+        choices=list(INITIALIZERS),
+        help="weight initialization (default: PyTorch's)",
+    )
     t.add_argument("--optimizer", default="adam", choices=list(OPTIMIZERS))
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--weight-decay", type=float, default=0.0)
@@ -76,7 +83,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         raise ConfigError(
             f"--hidden must be comma-separated whole numbers like 100,100,100, got {args.hidden!r}"
         ) from exc
-    m.activation, m.dropout = args.activation, args.dropout
+    m.activation, m.dropout, m.init = args.activation, args.dropout, args.init
     t.optimizer, t.lr, t.weight_decay = args.optimizer, args.lr, args.weight_decay
     t.batch_size, t.epochs, t.eval_every = args.batch_size, args.epochs, args.eval_every
     t.device, t.engine, t.seed, t.probe_every = args.device, args.engine, args.seed, args.probe_every

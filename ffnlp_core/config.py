@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .nn import activations
+from .nn import activations, initializers
 
 ACTIVATIONS: dict[str, str] = {k: a.description for k, a in activations.ACTIVATIONS.items()}  # the registry's
 OPTIMIZERS: dict[str, str] = {
@@ -150,11 +150,21 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    """The network's shape: hidden widths (input to output), activation and dropout."""
+    """The network's shape: hidden widths (input to output), activation, dropout and weight initialization."""
 
     hidden_sizes: list[int] = field(default_factory=lambda: [100, 100, 100])
     activation: str = field(default="none", metadata=setting("Activation", choices=ACTIVATIONS))
     dropout: float = field(default=0.0, metadata=setting("Dropout", min=0.0, max=0.99, step=0.05))
+    init: str = field(
+        default="default",
+        metadata=setting(
+            "Weight initialization",
+            "How the starting weights are drawn: it decides how much gradient reaches the layers far from "
+            "the output (Glorot & Bengio 2010).",
+            choices=initializers.DESCRIPTIONS,
+            what="initialization",
+        ),
+    )
 
     def validate(self) -> None:
         _check(

@@ -33,9 +33,11 @@ def read(run) -> tuple[dict, list[str]]:
     return run.read(lambda h: (h.gradient_table(), list(h.layer_names)))
 
 
-def draw(table: dict, layers: list[str], activation: str) -> None:
+def draw(table: dict, layers: list[str], activation: str, init: str = "default") -> None:
     means = gr.layer_means(table, STAT)
-    st.success(gr.verdict(activation, layers, means, STAT, len(table["step"])), icon=":material/insights:")
+    why = gr.explanation(activation, init, gr.dead_share(table, activation))
+    verdict = gr.verdict(activation, layers, means, STAT, len(table["step"]))
+    st.success(f"{verdict} {why}", icon=":material/insights:")
     a, b = st.columns(2)
     ui.chart(a, grplots.lines_figure(table, layers, STAT), key="gradients_lines")
     ui.chart(b, grplots.heatmap_figure(table, layers, STAT), key="gradients_heatmap")
@@ -74,7 +76,7 @@ def run_view() -> None:
         table, layers = read(run)
         st.markdown(f"Run `{run.run_id}` · {ui.status_line(run)}")
         if len(table.get("step", [])):
-            draw(table, layers, run.cfg.model.activation)
+            draw(table, layers, run.cfg.model.activation, run.cfg.model.init)
         else:
             st.info("No gradient probes yet: they arrive with the first training steps.")
         if running and run.done:

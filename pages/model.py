@@ -1,10 +1,10 @@
-"""Model (/model): depth, widths, activation and dropout; a Lightning-style summary, a diagram, and where
+"""Model (/model): depth, widths, activation, dropout and weight initialization; a Lightning-style summary, a diagram, and where
 the parameters sit. Changing a network that has already been trained asks before starting over."""
 
 import pandas as pd
 import streamlit as st
 
-from ffnlp_core.config import ACTIVATIONS, MAX_HIDDEN_LAYERS, MAX_HIDDEN_WIDTH, ModelConfig
+from ffnlp_core.config import ACTIVATIONS, MAX_HIDDEN_LAYERS, MAX_HIDDEN_WIDTH, ModelConfig, declared
 from ffnlp_core.nn.shapes import count_parameters
 from ffnlp_core.plots import curves as plots
 from pages import _common as ui
@@ -41,8 +41,9 @@ def confirm(new: ModelConfig, run_id: str) -> None:
         st.rerun()
 
 
+DECLARED = declared(ModelConfig)
 with st.form("model_form", border=True):
-    f1, f2, f3, f4 = st.columns(4)
+    f1, f2, f3, f4, f5 = st.columns(5)
     n_layers = f1.number_input(
         "Hidden layers",
         0,
@@ -65,7 +66,18 @@ with st.form("model_form", border=True):
         key="model_activation",
         help="\n".join(f"{k}: {v}" for k, v in ACTIVATIONS.items()),
     )
-    dropout = f4.slider("Dropout", 0.0, 0.9, float(current.dropout), 0.05, key="model_dropout")
+    drop = DECLARED["dropout"]
+    dropout = f4.slider(
+        drop["label"], drop["min"], drop["max"], float(current.dropout), drop["step"], key="model_dropout"
+    )
+    inits = DECLARED["init"]
+    init = f5.selectbox(
+        inits["label"],
+        list(inits["choices"]),
+        index=list(inits["choices"]).index(current.init),
+        key="model_init",
+        help=inits["help"] + "\n\n" + "\n".join(f"{k}: {v}" for k, v in inits["choices"].items()),
+    )
     uneven = len(set(current.hidden_sizes)) > 1
     custom = st.text_input(
         "Or give each layer its own width (input to output)",
@@ -82,7 +94,7 @@ if submitted:
             if custom.strip()
             else [int(width)] * int(n_layers)
         )
-        new = ModelConfig(hidden_sizes=hidden, activation=activation, dropout=float(dropout))
+        new = ModelConfig(hidden_sizes=hidden, activation=activation, dropout=float(dropout), init=init)
         new.validate()
     except ValueError as exc:
         st.error(f"That network cannot be built: {exc}", icon=":material/error:")

@@ -101,6 +101,49 @@ def verdict(activation: str, layer_names: list[str], means: np.ndarray, stat: st
     )
 
 
+def dead_share(table: dict, activation: str) -> float | None:
+    """The mean share of dead hidden units over the probes (activations that can die only), else None."""
+    if not ACTIVATIONS[activation].dead_units:
+        return None
+    dead = layer_means(table, "dead_fraction")[:-1]  # the output layer has no activation
+    return float(np.nanmean(dead)) if len(dead) and np.any(np.isfinite(dead)) else None
+
+
+def explanation(activation: str, init: str = "default", dead_share: float | None = None) -> str:
+    """Why the gradient fades (or not) toward the input with this activation, in words: saturating
+    activations multiply the backprop signal by at most their maximum slope per layer; ReLU does not
+    saturate, so the initialization and the weights decide, and dead units pass nothing; without an
+    activation only the weights scale it."""
+    a = ACTIVATIONS[activation]
+    init_words = {
+        "default": "PyTorch's default initialization (±1/√fan_in), which Glorot & Bengio showed shrinks it "
+        "layer by layer",
+        "xavier": "the Xavier/Glorot initialization, chosen to keep it level",
+        "kaiming": "the Kaiming/He initialization, chosen to keep it level through ReLUs",
+    }.get(init, f"the {init} initialization")
+    if activation == "none":
+        return (
+            "Without an activation every layer is linear: only the weights scale the backprop signal, here "
+            f"drawn with {init_words}; the stacked layers are still one linear map."
+        )
+    if a.saturates:
+        return (
+            f"Each {activation} layer multiplies the backprop signal by its slope, at most {a.max_slope:g} "
+            "(less where units saturate), so the layers far from the output get less and less; the weights, "
+            f"here drawn with {init_words}, scale it further."
+        )
+    dead = (
+        f" {dead_share:.0%} of the units are dead here (never active on a batch) and pass nothing back."
+        if dead_share is not None and math.isfinite(dead_share)
+        else " Dead units (never active) pass nothing back."
+    )
+    return (
+        f"{activation} does not saturate: its slope is 1 wherever a unit is active, so the backprop signal can "
+        f"stay level or even grow toward the input, depending on the weights, here drawn with {init_words}."
+        + dead
+    )
+
+
 def comparison_verdict(
     results: dict[str, np.ndarray], layer_names: list[str], stat: str, lead: str = "In these runs"
 ) -> str:

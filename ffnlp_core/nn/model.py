@@ -14,7 +14,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..config import ModelConfig
-from . import shapes
+from . import initializers, shapes
 from .activations import ACTIVATIONS
 
 
@@ -62,6 +62,7 @@ class FeedForwardClassifier(nn.Module):
         activation: str = "none",
         dropout: float = 0.0,
         n_classes: int = 2,
+        init: str = "default",
     ):
         super().__init__()
         if activation not in ACTIVATIONS:
@@ -79,10 +80,13 @@ class FeedForwardClassifier(nn.Module):
         )
         self.activation = ACTIVATIONS[activation].module()
         self.dropout = nn.Dropout(dropout)
+        self.init_name = init
+        for layer in self.linear_layers():
+            initializers.apply(init, layer.weight, layer.bias, layer.in_features, layer.out_features)
 
     @classmethod
     def from_config(cls, cfg: ModelConfig, vocab_size: int, n_classes: int) -> FeedForwardClassifier:
-        return cls(vocab_size, cfg.hidden_sizes, cfg.activation, cfg.dropout, n_classes)
+        return cls(vocab_size, cfg.hidden_sizes, cfg.activation, cfg.dropout, n_classes, cfg.init)
 
     @property
     def layer_names(self) -> list[str]:

@@ -278,3 +278,21 @@ def test_figures_carry_the_numbers():
     assert [tr.name for tr in comp.data] == ["sigmoid", "relu", "sigmoid bound 0.25/layer"]
     multi = grplots.small_multiples_figure({"sigmoid": t, "relu": t}, LAYERS, "grad_rms")
     assert len(multi.data) == 8
+
+
+def test_the_explanation_covers_each_kind_of_activation_in_words():
+    sig = gr.explanation("sigmoid")
+    assert "at most 0.25" in sig and "far from the output get less and less" in sig
+    assert "at most 1" in gr.explanation("tanh") and "saturate" in gr.explanation("tanh")
+    relu = gr.explanation("relu", "kaiming", 0.47)
+    assert "does not saturate" in relu and "stay level or even grow" in relu and "Kaiming/He" in relu
+    assert "47% of the units are dead" in relu
+    assert "Dead units" in gr.explanation("relu")  # no measurement: said in general
+    none = gr.explanation("none", "default")
+    assert "linear" in none and "Glorot & Bengio" in none
+
+
+def test_the_dead_share_is_the_mean_over_hidden_layers_for_relu_only():
+    table = {"step": np.array([1, 2]), "dead_fraction": np.array([[0.4, 0.6, 0.0], [0.2, 0.4, 0.0]])}
+    assert gr.dead_share(table, "relu") == pytest.approx(0.4)  # (0.3 + 0.5) / 2; the output layer left out
+    assert gr.dead_share(table, "sigmoid") is None

@@ -43,11 +43,11 @@ def test_page_draws_a_stored_run_and_its_verdict(app_env, interaction, make_conf
     at = open_page(run=run_id)
     assert not at.exception
     want = gr.verdict("sigmoid", layers, gr.layer_means(table, "grad_rms"), "grad_rms", len(table["step"]))
-    assert at.success[0].value == want
+    assert at.success[0].value == f"{want} {gr.explanation('sigmoid', 'default', None)}"
     assert len(at.get("plotly_chart")) == 7
     at.toggle(key="gradients_frobenius").set_value(True).run()
     want = gr.verdict("sigmoid", layers, gr.layer_means(table, "grad_norm"), "grad_norm", len(table["step"]))
-    assert at.success[0].value == want
+    assert at.success[0].value == f"{want} {gr.explanation('sigmoid', 'default', None)}"
 
 
 def test_comparison_submits_runs_kept_in_the_workspace(app_env):

@@ -20,3 +20,12 @@ def test_model_summary_and_apply(open_page):
     table = at.dataframe[0].value
     assert list(table["name"]) == ["layer_0", "layer_1", "output_layer"]
     assert list(table["params"]) == [f"{(78 + 1) * 16:,}", f"{17 * 16:,}", f"{17 * 2:,}"]
+
+
+def test_model_applies_a_weight_initialization(open_page, workspace_of):
+    at = open_page("model")
+    assert at.selectbox(key="model_init").value == "default"
+    at.selectbox(key="model_init").set_value("xavier")
+    at.button[0].click().run()
+    assert not at.exception
+    assert workspace_of(at).config.model.init == "xavier"
