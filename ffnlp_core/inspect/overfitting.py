@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-SUGGESTED_PATIENCE = 3  # at least this many evaluations without a better dev loss, when early stopping was off
+SUGGESTED_PATIENCE = 3  # at least this many evaluations without a better dev loss (early stopping off)
 RISE = 0.02  # the dev loss must end at least 2% above its lowest value to count as rising
 
 
