@@ -7,6 +7,7 @@ import streamlit as st
 
 from ffnlp_core.config import MAX_HIDDEN_LAYERS, ConfigError
 from ffnlp_core.inspect import gradients as gr
+from ffnlp_core.nn.initializers import INITIALIZERS
 from ffnlp_core.plots import gradients as grplots
 from pages import _common as ui
 from pages import _run_panel as panel
@@ -87,7 +88,9 @@ run_view()
 
 # --- comparison ---------------------------------------------------------------------------------
 st.subheader("Compare activations")
-st.caption("Same data, same depth and width: one short run (1 epoch) per activation, side by side.")
+st.caption(
+    "Same data, same depth and width: one short run (1 epoch) per activation (and initialization), side by side."
+)
 saved = ws.extras.get("gradients_compare") or {}
 
 
@@ -98,24 +101,33 @@ def compare_runs() -> dict:
 def start_compare() -> None:
     depth = int(st.session_state["gradients_compare_depth"])
     acts = list(st.session_state["gradients_compare_activations"])
+    inits = list(st.session_state["gradients_compare_inits"]) or ["default"]
     try:
-        runs = panel.submit_group(ws, gr.compare_configs(ws.config, depth, acts), ws.dataset, "gradients")
+        cfgs = gr.compare_configs(ws.config, depth, acts, inits=inits)
+        runs = panel.submit_group(ws, cfgs, ws.dataset, "gradients")
     except ConfigError as exc:
         st.session_state["gradients_error"] = f"Cannot compare: {exc}"
         return
-    ws.extras["gradients_compare"] = {"depth": depth, "runs": runs}
+    ws.extras["gradients_compare"] = {"depth": depth, "runs": runs, "activations": acts, "inits": inits}
 
 
 comparing = any(r is not None and not r.done for r in compare_runs().values())
-c1, c2, c3 = st.columns([1, 3, 1], vertical_alignment="bottom")
+c1, c2, c4, c3 = st.columns([1, 3, 2, 1], vertical_alignment="bottom")
 c1.number_input(
     "Hidden layers", 2, MAX_HIDDEN_LAYERS, int(saved.get("depth", 6)), key="gradients_compare_depth"
 )
 c2.multiselect(
     "Activations",
     list(gr.COMPARE_ACTIVATIONS),
-    default=list(saved.get("runs") or gr.COMPARE_ACTIVATIONS),
+    default=list(saved.get("activations") or gr.COMPARE_ACTIVATIONS),
     key="gradients_compare_activations",
+)
+c4.multiselect(
+    "Initializations",
+    list(INITIALIZERS),
+    default=list(saved.get("inits") or ["default"]),
+    key="gradients_compare_inits",
+    help="Several: one run per activation and initialization (Glorot & Bengio 2010: the default shrinks it).",
 )
 c3.button(
     "Compare",

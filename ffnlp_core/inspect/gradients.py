@@ -82,7 +82,8 @@ def _share(r: float, ref_name: str) -> str:
 
 
 def _with(activation: str) -> str:
-    return "with no activation" if activation == "none" else f"with {activation}"
+    """'with relu', 'with no activation', 'with relu · xavier' (a comparison's run names)."""
+    return "with no activation" + activation[4:] if activation.startswith("none") else f"with {activation}"
 
 
 def verdict(activation: str, layer_names: list[str], means: np.ndarray, stat: str, n_probes: int) -> str:
@@ -171,18 +172,20 @@ def comparison_verdict(
 
 
 def compare_configs(
-    base: RunConfig, depth: int = 6, activations=COMPARE_ACTIVATIONS, epochs: int = 1
+    base: RunConfig, depth: int = 6, activations=COMPARE_ACTIVATIONS, epochs: int = 1, inits=("default",)
 ) -> dict[str, RunConfig]:
-    """Same data, same depth and width, one short run per activation (no snapshots or hard examples)."""
+    """Same data, same depth and width, one short run per activation and initialization (no snapshots or
+    hard examples), named by the activation ("relu"), or "relu · xavier" when several initializations."""
     width = base.model.hidden_sizes[0] if base.model.hidden_sizes else 100
     out = {}
     for act in activations:
-        cfg = copy.deepcopy(base)
-        cfg.model.hidden_sizes = [width] * depth
-        cfg.model.activation = act
-        cfg.train.epochs = epochs
-        cfg.train.snapshot_rows = 0
-        cfg.train.hard_examples = 0
-        cfg.train.skip_zero_grad = False
-        out[act] = cfg.validate()
+        for init in inits:
+            cfg = copy.deepcopy(base)
+            cfg.model.hidden_sizes = [width] * depth
+            cfg.model.activation, cfg.model.init = act, init
+            cfg.train.epochs = epochs
+            cfg.train.snapshot_rows = 0
+            cfg.train.hard_examples = 0
+            cfg.train.skip_zero_grad = False
+            out[act if len(inits) == 1 else f"{act} · {init}"] = cfg.validate()
     return out

@@ -75,3 +75,22 @@ def test_comparison_submits_runs_kept_in_the_workspace(app_env):
     assert again.success[0].value == verdict
     assert math.isfinite(float(gr.ratios_to(means["sigmoid"], 2)[0]))
     assert len(again.get("plotly_chart")) == 3
+
+
+def test_comparison_of_initializations_runs_one_network_per_pair(app_env):
+    from pages import _common as ui
+
+    at = open_page()
+    at.number_input(key="gradients_compare_depth").set_value(4)
+    at.multiselect(key="gradients_compare_activations").set_value(["sigmoid"])
+    at.multiselect(key="gradients_compare_inits").set_value(["default", "xavier"])
+    at.button(key="gradients_compare_start").click().run()
+    assert not at.exception
+    saved = ui.workspaces().get(at.session_state["sid"]).extras["gradients_compare"]
+    assert list(saved["runs"]) == ["sigmoid · default", "sigmoid · xavier"]
+    for name, rid in saved["runs"].items():
+        job = ui.manager().open_run(rid)
+        assert job.cfg.model.init == name.split(" · ")[1] and job.label == f"gradients ({name})"
+        assert job.wait(120) and job.status == "finished", job.reason
+    at.run()
+    assert "with sigmoid · xavier" in at.success[-1].value
