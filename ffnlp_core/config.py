@@ -87,6 +87,9 @@ def _check_declared(section) -> None:
             _check(value in s["choices"], f"unknown {s['what']} {value!r}; use one of {list(s['choices'])}")
             continue
         lo, hi = s["min"], s["max"]
+        if lo is None and hi is None:  # a switch
+            _check(isinstance(value, bool), f"{s['what']} must be true or false, got {value!r}")
+            continue
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         ok = ok and (lo is None or value >= lo) and (hi is None or value <= hi)
         span = f"from {lo} to {hi}" if hi is not None else f"{lo} or more"
@@ -121,6 +124,14 @@ class DataConfig:
         default=None,
         metadata=setting(
             "Max vocabulary", min=1, max=1_000_000, step=1000, what="max vocabulary", optional=True
+        ),
+    )
+    decode_entities: bool = field(
+        default=True,
+        metadata=setting(
+            "Decode HTML entities",
+            "Read '&amp;' as '&' and '&#128514;' as the emoji before counting words (scraped tweets are full "
+            "of them); off: entity numbers become words.",
         ),
     )
     label_noise: float = field(  # fraction of TRAIN labels flipped to another class (the noise lab)

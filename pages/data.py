@@ -139,6 +139,7 @@ with st.expander("Bag-of-words settings", expanded=False):
         )
     with v5:
         setting(ws, "data", "dev_fraction", key="data_dev_fraction")
+    setting(ws, "data", "decode_entities")
 
 # --- build the data set (only when something changed) -------------------------------------------
 build_key = ui.dataset_key(ws)

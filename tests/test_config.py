@@ -197,7 +197,8 @@ DECLARED = [
     for section, kind in (("data", DataConfig), ("model", ModelConfig), ("train", TrainConfig))
     for name, s in declared(kind).items()
 ]
-RANGED = [(sec, name, s) for sec, name, s in DECLARED if s["choices"] is None]
+SWITCHES = [(sec, name, s) for sec, name, s in DECLARED if s["choices"] is None and s["min"] is None]
+RANGED = [(sec, name, s) for sec, name, s in DECLARED if s["choices"] is None and s["min"] is not None]
 
 
 def _with(section, name, value):
@@ -208,11 +209,20 @@ def _with(section, name, value):
     return cfg
 
 
-def test_every_declared_field_has_a_label_and_either_choices_or_a_range():
+def test_every_declared_field_has_a_label_and_either_choices_a_range_or_a_switch():
     assert len(DECLARED) >= 20
     for section, name, s in DECLARED:
         assert s["label"], (section, name)
-        assert s["choices"] is not None or s["min"] is not None, (section, name)
+        switch = isinstance(getattr(RunConfig(), section).__getattribute__(name), bool)
+        assert s["choices"] is not None or s["min"] is not None or switch, (section, name)
+
+
+@pytest.mark.parametrize("section, name, s", SWITCHES, ids=[f"{a}.{b}" for a, b, _ in SWITCHES])
+def test_declared_switches_take_true_or_false_only(section, name, s):
+    assert _with(section, name, True).validate() and _with(section, name, False).validate()
+    for bad in (None, 1, "yes"):
+        with pytest.raises(ConfigError, match="true or false"):
+            _with(section, name, bad).validate()
 
 
 @pytest.mark.parametrize("section, name, s", RANGED, ids=[f"{a}.{b}" for a, b, _ in RANGED])

@@ -88,7 +88,7 @@ def build_dataset(labeled: LabeledTexts, cfg: DataConfig) -> Dataset:
         labeled.labels[train_idx], len(labeled.class_names), cfg.label_noise, cfg.noise_seed
     )
     texts = labeled.texts
-    vec = BagOfWords(cfg.vectorizer, cfg.ngram_max, cfg.min_df, cfg.max_features)
+    vec = BagOfWords(cfg.vectorizer, cfg.ngram_max, cfg.min_df, cfg.max_features, cfg.decode_entities)
     vec.fit([texts[i] for i in train_idx])
     x_train = vec.transform([texts[i] for i in train_idx])
     x_dev = vec.transform([texts[i] for i in dev_idx])
@@ -189,7 +189,9 @@ def dataset_from_split(
         dropped={},
         notes=[],
     )
-    vec = BagOfWords(cfg.vectorizer, cfg.ngram_max, cfg.min_df, cfg.max_features).fit(train_texts)
+    vec = BagOfWords(cfg.vectorizer, cfg.ngram_max, cfg.min_df, cfg.max_features, cfg.decode_entities).fit(
+        train_texts
+    )
     return Dataset(
         labeled=labeled,
         vectorizer=vec,

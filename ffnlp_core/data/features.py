@@ -6,6 +6,7 @@ a dense matrix of the whole data set (24k rows x 10k words = 1 GB in float32) is
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 
 import numpy as np
@@ -21,12 +22,23 @@ class BagOfWords:
     """Turns comments into word-count vectors (counts, binary or tf-idf; words or words and pairs)."""
 
     def __init__(
-        self, kind: str = "counts", ngram_max: int = 1, min_df: int = 1, max_features: int | None = None
+        self,
+        kind: str = "counts",
+        ngram_max: int = 1,
+        min_df: int = 1,
+        max_features: int | None = None,
+        decode_entities: bool = True,
     ):
         self.kind = kind
         self.ngram_max = ngram_max
         self.min_df = min_df
         self.max_features = max_features
+        self.decode_entities = decode_entities
+
+    def clean(self, text: str) -> str:
+        """The comment as the vectorizer reads it: HTML entities decoded ("&amp;" -> "&", "&#128514;" -> the
+        emoji), so that scraped text does not turn entity numbers into words."""
+        return html.unescape(text) if self.decode_entities else text
 
     def _make(self):
         from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer  # ~1 s to import
@@ -48,7 +60,7 @@ class BagOfWords:
         """Learn the vocabulary from the training comments only."""
         self.vectorizer_ = self._make()
         try:
-            self.vectorizer_.fit(texts)
+            self.vectorizer_.fit([self.clean(t) for t in texts])
         except (
             ValueError
         ) as exc:  # scikit-learn: "empty vocabulary" / "max_df corresponds to < documents than min_df"
@@ -62,17 +74,19 @@ class BagOfWords:
 
     def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
         """Comments -> CSR matrix (rows, vocabulary), float32, with sorted column indices."""
-        x = self.vectorizer_.transform(texts).tocsr().astype(np.float32)
+        x = self.vectorizer_.transform([self.clean(t) for t in texts]).tocsr().astype(np.float32)
         x.sort_indices()
         return x
 
     def analyze(self, text: str) -> list[str]:
         """The tokens (and pairs, with n-grams) that the vectorizer sees in one comment, in order."""
-        return list(self.vectorizer_.build_analyzer()(text))
+        return list(self.vectorizer_.build_analyzer()(self.clean(text)))
 
-    def tokenize(self, text: str) -> list[str]:
-        """Single words as the vectorizer splits them (lowercased), in order; for the playground."""
-        return list(self.vectorizer_.build_tokenizer()(self.vectorizer_.build_preprocessor()(text)))
+    def tokenize(self, text: str, cleaned: bool = False) -> list[str]:
+        """Single words as the vectorizer splits them (lowercased), in order; for the playground. `cleaned`:
+        the text went through `clean` already (decoding twice would read "&amp;amp;" as "&")."""
+        cleaned = self.vectorizer_.build_preprocessor()(text if cleaned else self.clean(text))
+        return list(self.vectorizer_.build_tokenizer()(cleaned))
 
     @property
     def vocab_size(self) -> int:
@@ -86,6 +100,7 @@ class BagOfWords:
             "ngram_max": self.ngram_max,
             "min_df": self.min_df,
             "max_features": self.max_features,
+            "decode_entities": self.decode_entities,
             "vocabulary": self.vocabulary_,
             "idf": None if idf is None else [float(v) for v in idf],
         }
@@ -93,7 +108,9 @@ class BagOfWords:
     @classmethod
     def from_state(cls, state: dict) -> BagOfWords:
         """The fitted vectorizer back from `state()` (no refitting, no pickling)."""
-        bow = cls(state["kind"], state["ngram_max"], state["min_df"], state["max_features"])
+        # a state saved before entities were decoded reads its comments as it did then
+        decode = bool(state.get("decode_entities", False))
+        bow = cls(state["kind"], state["ngram_max"], state["min_df"], state["max_features"], decode)
         vec = bow._make()
         vec.set_params(vocabulary=list(state["vocabulary"]), min_df=1, max_features=None)
         vec.fit([" ".join(state["vocabulary"][:1])])  # fixes the vocabulary; idf is replaced below

@@ -126,8 +126,10 @@ def _placeholder(vocabulary: dict[str, int]) -> str:
 
 
 def split_pieces(vectorizer: BagOfWords, text: str) -> tuple[list[Piece], list[str]]:
-    """The comment cut into words (as the vectorizer tokenizes it) and the text between them."""
-    tokens = vectorizer.tokenize(text)
+    """The comment as the vectorizer reads it (HTML entities decoded) cut into words (as the vectorizer
+    tokenizes it) and the text between them."""
+    text = vectorizer.clean(text)
+    tokens = vectorizer.tokenize(text, cleaned=True)
     pattern = re.compile(vectorizer.vectorizer_.token_pattern)
     matches = list(pattern.finditer(text))
     if [m.group().lower() for m in matches] != tokens:  # unusual casing rules: show the tokens alone

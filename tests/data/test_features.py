@@ -1,6 +1,7 @@
 """Tests for ffnlp_core.data.features: bag-of-words against a hand-counted three-row corpus and scikit-learn."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -206,3 +207,28 @@ def test_state_of_a_pruned_vocabulary_is_not_pruned_again():
     back = BagOfWords.from_state(bow.state())
     assert back.vocabulary_ == ["cat", "dog", "the"]
     np.testing.assert_array_equal(dense(back.transform(CORPUS)), dense(bow.transform(CORPUS)))
+
+
+def test_html_entities_are_decoded_before_counting_words():
+    texts = ["so funny &#128514;&#128514; lol", "fish &amp; chips", "the &quot;best&quot; day"]
+    on = BagOfWords().fit(texts)
+    assert "128514" not in on.vocabulary_ and "amp" not in on.vocabulary_ and "quot" not in on.vocabulary_
+    assert on.tokenize("fish &amp; chips") == ["fish", "chips"]
+    off = BagOfWords(decode_entities=False).fit(texts)
+    assert {"128514", "amp", "quot"} <= set(off.vocabulary_)  # what scraped tweets did before
+    back = BagOfWords.from_state(on.state())
+    assert back.decode_entities and (back.transform(texts) != on.transform(texts)).nnz == 0
+    old = {k: v for k, v in off.state().items() if k != "decode_entities"}  # a state saved before the option
+    assert not BagOfWords.from_state(old).decode_entities
+
+
+def test_entity_numbers_leave_the_davidson_vocabulary():
+    path = Path(__file__).resolve().parents[3] / "shared" / "data" / "davidson_labeled_tweets.csv"
+    if not path.exists():
+        pytest.skip(f"no real tweets at {path} (../shared/data)")
+    labeled = load_labeled(str(path), "tweet", "class", name="davidson")
+    ds = build_dataset(labeled, DataConfig(min_df=2))
+    vocab = set(ds.vectorizer.vocabulary_)
+    assert "128514" not in vocab and "amp" not in vocab and "8220" not in vocab
+    raw = build_dataset(labeled, DataConfig(min_df=2, decode_entities=False))
+    assert {"128514", "amp"} <= set(raw.vectorizer.vocabulary_)
