@@ -11,8 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import signal
 import sys
+import threading
 import time
+from pathlib import Path
 
 from tqdm import tqdm
 
@@ -151,6 +155,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     try:
+        check_outputs(args)  # before any work: a bad --save must not cost a whole run
         cfg = config_from_args(args)
         ds = build_dataset(load_source(cfg.data), cfg.data)
         cfg = prepare(cfg, ds)  # the one check of the run's settings
@@ -159,8 +164,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 2
     progress, result, events, last_eval = None, None, [], None
     model = build_model(cfg, ds)
+    stop, caught = threading.Event(), []
+    restore = _stop_on_signals(stop, caught)  # Ctrl-C / SIGTERM: the engine's own stop, within a step
     try:
-        for event in train(cfg, ds, model=model):
+        for event in train(cfg, ds, model=model, stop=stop):
             if args.save:
                 events.append(event)
             if isinstance(event, Started):
@@ -180,11 +187,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:
+        restore()
         if progress is not None:
             progress.close()
     if result is None:  # a non-zero rank of a distributed run: rank 0 reports
         return 0
     summary = dict(result.summary, seconds=time.perf_counter() - t0)
+    if caught:
+        summary["stopped"] = f"interrupted by {caught[0]}: what was trained is kept"
+        print(f"stopped by {caught[0]} after {summary.get('steps', 0):,} steps", file=sys.stderr)
     if last_eval is not None and isinstance(result, Finished):
         from .inspect.metrics import cli_fields
 
@@ -204,7 +215,47 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"{summary['examples_per_second']:,.0f} examples/s, {summary['seconds']:.1f} s",
             file=sys.stderr,
         )
+    if caught:
+        return 128 + int(getattr(signal, caught[0]))  # the shell's convention: 130 for Ctrl-C, 143 for TERM
     return 1 if isinstance(result, Failed) else 0
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Refuse an unusable --save (or --csv) before training; ValueError says what to change."""
+    if args.csv:
+        path = Path(args.csv)
+        if not path.is_file():  # a folder, /dev/zero, a FIFO: never read until memory or patience runs out
+            raise ValueError(f"--csv {args.csv}: not a regular file")
+    if args.save:
+        folder = Path(args.save).expanduser()
+        if folder.name in ("", ".", "..") or folder.name.startswith("."):
+            raise ValueError(f"--save {args.save!r}: give a new folder name for the run, e.g. runs/my-run")
+        if folder.exists() and any(folder.iterdir()):
+            raise ValueError(f"--save {args.save}: the folder exists and is not empty; choose a new one")
+        parent = folder.parent if str(folder.parent) else Path(".")
+        if parent.exists() and not os.access(parent, os.W_OK):
+            raise ValueError(f"--save {args.save}: cannot write in {parent}")
+
+
+def _stop_on_signals(stop: threading.Event, caught: list):
+    """SIGINT and SIGTERM set the run's stop flag (the engine ends after the current step and reports what
+    it trained); returns a function that puts the previous handlers back."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = {}
+
+    def handler(signum, frame):
+        caught.append(signal.Signals(signum).name)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous[sig] = signal.signal(sig, handler)
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+    return restore
 
 
 def _finite(value):

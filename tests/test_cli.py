@@ -345,3 +345,65 @@ def test_the_json_has_per_class_figures_macro_and_weighted_f1_and_both_baselines
     majority = summary["baselines"]["majority class"]
     assert majority["accuracy"] == pytest.approx(475 / 800)  # always "toxic" on the 800 dev comments
     assert 0 < summary["baselines"]["logistic regression"]["macro_f1"] <= 1
+
+
+@pytest.mark.parametrize("save", [".", "..", "runs/.hidden"])
+def test_a_bad_save_folder_is_refused_before_training(save):
+    result = cli("train", "--epochs", "50", "--save", save, timeout=60)
+    assert result.returncode == 2 and "--save" in result.stderr and "Traceback" not in result.stderr
+    assert "training on" not in result.stderr  # refused before the run started
+
+
+def test_a_save_folder_that_is_not_empty_is_refused_before_training(tmp_path):
+    (tmp_path / "old-run").mkdir()
+    (tmp_path / "old-run" / "notes.txt").write_text("keep me")
+    result = cli("train", "--save", str(tmp_path / "old-run"), timeout=60)
+    assert result.returncode == 2 and "not empty" in result.stderr
+    assert (tmp_path / "old-run" / "notes.txt").read_text() == "keep me"
+
+
+@pytest.mark.parametrize("path", ["/dev/zero", "."])
+def test_a_csv_that_is_not_a_regular_file_is_refused_at_once(path):
+    result = cli("train", "--csv", path, timeout=30)
+    assert result.returncode == 2 and "not a regular file" in result.stderr
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_a_signal_stops_the_run_keeps_it_and_prints_the_json(tmp_path, sig):
+    """Ctrl-C or SIGTERM mid-run: the engine's own stop, the run saved as stopped, the JSON printed,
+    no traceback, exit 128 + the signal number."""
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ffnlp_core",
+            "train",
+            "--epochs",
+            "1000",
+            "--json",
+            "--save",
+            str(tmp_path / "r"),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    line = ""
+    while "training on" not in line and time.monotonic() < deadline:
+        line = proc.stderr.readline()
+    time.sleep(1.0)  # some steps trained
+    sent = time.monotonic()
+    proc.send_signal(getattr(signal, sig))
+    out, err = proc.communicate(timeout=30)
+    assert time.monotonic() - sent < 10
+    assert proc.returncode == 128 + getattr(signal, sig), err
+    assert "Traceback" not in err and f"stopped by {sig}" in err
+    summary = strict_json(out.strip().splitlines()[-1])
+    assert 0 < summary["steps"] < 1000 * 100 and sig in summary["stopped"]
+    status = RunStore(tmp_path).status("r")
+    assert status["status"] == "stopped"
