@@ -20,7 +20,7 @@ pandas at import time: a server's first page draws without them.
 
 from pages._browser import keep_url
 from pages._datasets import builtin_table, dataset_key, load_default_data, shared_dataset
-from pages._helpers import chart, fmt_count, need_data, page_link, synced
+from pages._helpers import chart, error, fmt_count, need_data, page_link, plain, synced
 from pages._live import POLL_SECONDS, live_fragment, poll_seconds, sidebar_status, status_line
 from pages._server import after_first_page, manager, warm_up, workspaces
 from pages._state import current_run, leave_legacy_pages_mode, restore_from_url, workspace
@@ -30,6 +30,7 @@ __all__ = [
     "after_first_page",
     "builtin_table",
     "chart",
+    "error",
     "current_run",
     "dataset_key",
     "fmt_count",
@@ -40,6 +41,7 @@ __all__ = [
     "manager",
     "need_data",
     "page_link",
+    "plain",
     "poll_seconds",
     "restore_from_url",
     "shared_dataset",

@@ -3,6 +3,7 @@ to the workspace config, charts (projector-sized in the classroom view), and num
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import streamlit as st
@@ -53,6 +54,20 @@ def chart(where, fig, **kwargs):
 
         fig = projector(fig)
     return where.plotly_chart(fig, **kwargs)
+
+
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+def plain(text: str) -> str:
+    """Text for a Markdown element shown as typed: every Markdown (and Streamlit shortcode or LaTeX) character
+    backslash-escaped, so a user's '[answers](https://…)' in an error box stays text, never a link."""
+    return _MARKDOWN.sub(r"\\\1", str(text))
+
+
+def error(text: str) -> None:
+    """An error box whose message may hold user values (column names, file contents): shown as plain text."""
+    st.error(plain(text), icon=":material/error:")
 
 
 def fmt_count(n: int) -> str:

@@ -10,6 +10,7 @@ import time
 
 import streamlit as st
 
+from pages._helpers import error
 from pages._server import manager
 from pages._state import current_run
 
@@ -98,7 +99,7 @@ def sidebar_status(ws) -> None:
         run_now.touch()
         st.markdown(f"Run `{run_now.run_id}`  \n" + status_line(run_now, position=False))
         if run_now.status == "failed" and run_now.reason:
-            st.error(run_now.reason, icon=":material/error:")
+            error(run_now.reason)
         if not run_now.done:
             if st.button("Stop", key="sidebar_stop", icon=":material/stop:", width="stretch"):
                 manager().stop(run_now.run_id)

@@ -63,7 +63,7 @@ def buttons(
         on_click=stop,
     )
     if st.session_state.get(f"{prefix}_error"):
-        st.error(st.session_state.pop(f"{prefix}_error"), icon=":material/error:")
+        ui.error(st.session_state.pop(f"{prefix}_error"))
     if not running:  # while a run is live, its own view says how busy the server is, refreshed
         n_run, n_queued = ui.manager().active_count()
         b3.caption(
@@ -114,5 +114,5 @@ def progress(run) -> int:
         ),
     )
     if run.status == "failed":
-        st.error(run.reason, icon=":material/error:")
+        ui.error(run.reason)
     return done

@@ -78,7 +78,7 @@ else:
         st.caption(f"Using {ws.data_name}, uploaded earlier. Upload another file to replace it.")
 
 if ws.data_error:
-    st.error(ws.data_error, icon=":material/error:")
+    ui.error(ws.data_error)
     if ws.dataset is not None:
         st.caption(f"Still using the previous data: {ws.dataset_name}.")
 if ws.table is None:
@@ -149,7 +149,7 @@ if ws.dataset_key != build_key or ws.dataset is None:
             ws.dataset = ui.shared_dataset(table, cfg, ws.upload_key)
         ws.dataset_key, ws.data_error = build_key, ""
     except DataError as exc:
-        st.error(str(exc), icon=":material/error:")
+        ui.error(str(exc))
         if ws.dataset is not None:
             st.caption(
                 f"Still using the previous data ({ws.dataset_name}); fix the choice above to use this file."

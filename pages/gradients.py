@@ -139,7 +139,7 @@ c3.button(
     disabled=comparing or ws.dataset is None,
 )
 if st.session_state.get("gradients_error"):
-    st.error(st.session_state.pop("gradients_error"), icon=":material/error:")
+    ui.error(st.session_state.pop("gradients_error"))
 
 
 @ui.live_fragment(ui.poll_seconds() if comparing else None)

@@ -97,7 +97,7 @@ if submitted:
         new = ModelConfig(hidden_sizes=hidden, activation=activation, dropout=float(dropout), init=init)
         new.validate()
     except ValueError as exc:
-        st.error(f"That network cannot be built: {exc}", icon=":material/error:")
+        ui.error(f"That network cannot be built: {exc}")
         new = current
     if new != current:
         run = trained_run()

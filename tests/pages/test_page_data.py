@@ -93,3 +93,17 @@ def test_classes_named_on_data_reach_the_dataset_the_config_and_a_share_link(ope
     assert urlstate.decode(value).data.class_names == {"0": "hate speech", "2": "neither"}
     at.text_input(key="data_class_name_2").set_value("hate speech").run()  # two classes, one name
     assert any("same name" in e.value for e in at.error)
+
+
+def test_user_values_in_an_error_stay_text_never_markdown(open_page):
+    """A column name holding Markdown ('[answers](https://example.org)') is named in the error as typed."""
+    at = open_page("data")
+    at.segmented_control(key="data_mode").set_value("upload").run()
+    rows = ["comment,[answers](https://example.org)"] + [f"some words number {i},same" for i in range(40)]
+    at.file_uploader(key="data_upload").set_value(("md.csv", "\n".join(rows).encode(), "text/csv")).run()
+    assert at.error, "the file should be refused"
+    shown = " ".join(e.value for e in at.error)
+    assert "\\[answers\\]\\(https\\://example\\.org\\)" in shown, shown  # escaped: shown as typed
+    from pages._helpers import plain
+
+    assert plain("[answers](https://example.org)") == "\\[answers\\]\\(https\\://example\\.org\\)"
