@@ -3,7 +3,6 @@
 which words push hardest toward each class through the whole network, and how a word's company changes it.
 Live while the run trains: everything is measured again at each evaluation."""
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -45,19 +44,7 @@ def model_state(r) -> dict | None:
     return cache
 
 
-def dev_comments(r) -> list[tuple[str, str]]:
-    """(comment, gold class) of up to 300 dev comments: the run's own, else the current data's."""
-    labels = r.dev_labels()
-    if labels is not None and (labels >= 0).any():
-        rows = np.flatnonzero(labels >= 0)[:300]
-        return [(r.dev_text(int(i)), r.class_names[int(labels[i])]) for i in rows]
-    ds = ws.dataset
-    if ds is None:
-        return []
-    return [(ds.dev_text(i), ds.class_names[int(ds.y_dev[i])]) for i in range(min(300, len(ds.y_dev)))]
-
-
-devs = dev_comments(run)
+devs = explain.dev_comments(run, ws.dataset)
 if "play_text" not in st.session_state:
     st.session_state["play_text"] = devs[0][0] if devs else ""
 
@@ -68,7 +55,13 @@ def use_dev() -> None:
         st.session_state["play_text"] = devs[i][0]
 
 
-st.text_area("Your comment", key="play_text", height=90, placeholder="Type or paste a comment")
+st.text_area(
+    "Your comment",
+    key="play_text",
+    height=90,
+    placeholder="Type or paste a comment",
+    max_chars=explain.MAX_EXPLAIN_CHARS,
+)
 left, right = st.columns([3, 1])
 left.selectbox(
     "Or explain a dev comment",
@@ -88,7 +81,11 @@ right.selectbox(
 
 
 def draw_explanation(r, state: dict) -> None:
-    e = explain.explain(state["p"], st.session_state.get("play_text", ""))
+    try:
+        e = explain.explain(state["p"], st.session_state.get("play_text", ""))
+    except ValueError as exc:  # longer than Try it explains
+        ui.error(f"Cannot explain this comment: {exc}.")
+        return
     chosen = st.session_state.get("play_target", "predicted")
     target = e.predicted if chosen not in e.classes else e.classes.index(chosen)
     m, probs = st.columns([1, 2])

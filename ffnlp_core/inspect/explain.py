@@ -27,6 +27,7 @@ from ..data.features import BagOfWords
 from ..nn.inputs import to_torch_csr
 from ..nn.model import FeedForwardClassifier
 
+MAX_EXPLAIN_CHARS = 5000  # a long comment; occlusion of 5,000 characters takes well under a second
 _PLACEHOLDER = "ffnlpremovedword"  # stands where a removed word was: unknown, so it breaks word pairs
 
 
@@ -156,7 +157,14 @@ def occlusion_texts(vectorizer: BagOfWords, tokens: list[str], words: list[str])
 
 
 def explain(p: Predictor, text: str) -> Explanation:
-    """The prediction for `text` and each distinct word's occlusion effect on every class probability."""
+    """The prediction for `text` and each distinct word's occlusion effect on every class probability.
+    A comment over MAX_EXPLAIN_CHARS is refused (ValueError): occlusion vectorizes it once per distinct
+    word, a cost that grows with the square of its length."""
+    if len(text) > MAX_EXPLAIN_CHARS:
+        raise ValueError(
+            f"the comment has {len(text):,} characters; Try it explains at most {MAX_EXPLAIN_CHARS:,} "
+            "(one comment, not a document): shorten it"
+        )
     pieces, tokens = split_pieces(p.vectorizer, text)
     words = list(dict.fromkeys(tokens))
     x = p.vectorizer.transform(occlusion_texts(p.vectorizer, tokens, words))  # (1 + words, vocab)
@@ -248,3 +256,17 @@ def company_effects(p: Predictor, word: str, partner: str, texts: list[str]) -> 
         "dev_with_partner": together,
         "n_with_partner": n_together,
     }
+
+
+def dev_comments(run, ds=None, n: int = 300) -> list[tuple[str, str]]:
+    """(comment, gold class) of up to n dev comments to try, cut to MAX_EXPLAIN_CHARS: the run's own (a
+    live run's data set, or the comments a stored run kept), else those of the data set `ds`."""
+    labels = run.dev_labels()
+    if labels is not None and (labels >= 0).any():
+        rows = np.flatnonzero(labels >= 0)[:n]
+        found = [(run.dev_text(int(i)), run.class_names[int(labels[i])]) for i in rows]
+    elif ds is not None:
+        found = [(ds.dev_text(i), ds.class_names[int(ds.y_dev[i])]) for i in range(min(n, len(ds.y_dev)))]
+    else:
+        found = []
+    return [(text[:MAX_EXPLAIN_CHARS], gold) for text, gold in found]

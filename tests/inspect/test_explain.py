@@ -183,3 +183,11 @@ def test_jerk_pushes_toward_toxic_alone_and_away_beside_chicken(shared_run, word
     assert c["dev_alone"][toxic] > 0.1
     assert c["dev_with_partner"][toxic] < -0.1
     assert c["n_alone"] > 50 and c["n_with_partner"] > 50
+
+
+def test_a_comment_over_the_limit_is_refused_with_its_length(words_model):
+    long = "jerk " * (ex.MAX_EXPLAIN_CHARS // 5 + 1)
+    with pytest.raises(ValueError, match=f"at most {ex.MAX_EXPLAIN_CHARS:,}"):
+        ex.explain(words_model, long)
+    e = ex.explain(words_model, long[: ex.MAX_EXPLAIN_CHARS])  # at the limit: explained
+    assert e.words == ["jerk"]
