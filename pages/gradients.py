@@ -112,7 +112,7 @@ def start_compare() -> None:
 
 
 comparing = any(r is not None and not r.done for r in compare_runs().values())
-c1, c2, c4, c3 = st.columns([1, 3, 2, 1], vertical_alignment="bottom")
+c1, c2, c4, c3 = st.columns([1.2, 3, 2, 1.4], vertical_alignment="bottom")
 c1.number_input(
     "Hidden layers", 2, MAX_HIDDEN_LAYERS, int(saved.get("depth", 6)), key="gradients_compare_depth"
 )
