@@ -9,9 +9,12 @@ The words around the key words come from one shared pool, so they carry no hint 
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas (0.4 s to import) is imported where a table is made: not on a first page
+    import pandas as pd
 
 _OPENERS = ["honestly", "lol", "ok so", "well", "today", "again", "seriously", "yesterday", "btw", "wow"]
 _SUBJECTS = [
@@ -100,6 +103,8 @@ def make_sample(name: str = DEFAULT_SAMPLE, n_rows: int | None = None, seed: int
     default_rows = {"interaction": 4000, "negation": 3000, "topics": 3000}[name]
     rng = np.random.default_rng(seed)
     rows = [makers[name](rng) for _ in range(n_rows or default_rows)]
+    import pandas as pd
+
     return pd.DataFrame(rows, columns=["text", "label"])
 
 

@@ -17,10 +17,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from ..config import ConfigError, DataConfig, ModelConfig, RunConfig, TrainConfig
 from ..data import samples
-from ..data.dataset import build_dataset
 from ..data.errors import DataError
-from ..data.labels import to_labeled
-from ..data.reading import read_table
 
 PARAM = "cfg"
 CLASSROOM_PARAM = "classroom"
@@ -142,6 +139,9 @@ _FLAGS = {
 
 
 def _build(table, cfg: DataConfig, upload_key: str):
+    from ..data.dataset import build_dataset  # here: a page that only reads ?classroom= imports none of it
+    from ..data.labels import to_labeled
+
     return build_dataset(to_labeled(table, cfg.text_column, cfg.label_column), cfg)
 
 
@@ -161,6 +161,8 @@ def apply_to_workspace(ws, params: Mapping[str, str], build=_build) -> bool:
     cfg = decode(value)
     name = cfg.data.source.split(":", 1)[1]
     try:
+        from ..data.reading import read_table
+
         table = read_table(samples.sample_csv_bytes(name), name=f"built-in {name}")
         cfg.data.text_column = cfg.data.text_column or table.text_column
         cfg.data.label_column = cfg.data.label_column or table.label_column
