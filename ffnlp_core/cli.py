@@ -224,7 +224,7 @@ def check_outputs(args: argparse.Namespace) -> None:
     """Refuse an unusable --save (or --csv) before training; ValueError says what to change."""
     if args.csv:
         path = Path(args.csv)
-        if not path.is_file():  # a folder, /dev/zero, a FIFO: never read until memory or patience runs out
+        if path.exists() and not path.is_file():  # a folder, /dev/zero, a FIFO: never read them
             raise ValueError(f"--csv {args.csv}: not a regular file")
     if args.save:
         folder = Path(args.save).expanduser()

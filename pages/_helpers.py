@@ -56,13 +56,22 @@ def chart(where, fig, **kwargs):
     return where.plotly_chart(fig, **kwargs)
 
 
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+_MARKDOWN = re.compile(r"([\\`*_\[\]()<>~$|])")  # inline Markdown, HTML and LaTeX: escaped anywhere
+_LINE_START = re.compile(r"^(\s*)([#+\-!>]|\d+\.)", re.MULTILINE)  # headings, lists, quotes
+_SHORTCODE = re.compile(r":(?=\S)")  # Streamlit's :material/...: icons, :red[...] colours, :emoji:
 
 
 def plain(text: str) -> str:
-    """Text for a Markdown element shown as typed: every Markdown (and Streamlit shortcode or LaTeX) character
+    """Text for a Markdown element shown as typed: Markdown, HTML, LaTeX and Streamlit's shortcodes are
     backslash-escaped, so a user's '[answers](https://…)' in an error box stays text, never a link."""
-    return _MARKDOWN.sub(r"\\\1", str(text))
+    text = _MARKDOWN.sub(r"\\\1", str(text))
+    text = _LINE_START.sub(lambda m: m.group(1) + _escape_marker(m.group(2)), text)
+    return _SHORTCODE.sub(r"\\:", text)
+
+
+def _escape_marker(marker: str) -> str:
+    """'#' -> '\\#'; '12.' -> '12\\.' (a digit cannot be escaped, the period after it can)."""
+    return marker[:-1] + "\\." if marker.endswith(".") else "\\" + marker
 
 
 def error(text: str) -> None:

@@ -151,7 +151,8 @@ def test_davidson_tweets_reach_the_lectures_accuracy():
     )
     assert summary["classes"] == ["0", "1", "2"]
     assert summary["train_examples"] + summary["dev_examples"] == 24783
-    assert 10_500 <= summary["vocab_size"] <= 10_900
+    # 10,752 words as the lecture counts them; HTML entities decoded ("&amp;", "&#128514;"), ~10,425 remain
+    assert 10_200 <= summary["vocab_size"] <= 10_600
     assert summary["dev_accuracy"] > 0.85
 
 

@@ -46,7 +46,7 @@ def test_data_upload_picks_columns_and_a_bad_file_keeps_the_previous_data(open_p
 def test_data_min_df_too_high_is_refused_with_a_message(open_page):
     at = open_page("data")
     at.number_input(key="data_min_df").set_value(5000).run()  # more than the 3,200 training comments
-    assert any("min_df" in e.value for e in at.error)
+    assert any("min\\_df" in e.value for e in at.error)  # Markdown-escaped: shown as "min_df"
     assert metric(at, "Comments kept") == "4,000"  # the previous data set is still there
 
 
@@ -103,7 +103,9 @@ def test_user_values_in_an_error_stay_text_never_markdown(open_page):
     at.file_uploader(key="data_upload").set_value(("md.csv", "\n".join(rows).encode(), "text/csv")).run()
     assert at.error, "the file should be refused"
     shown = " ".join(e.value for e in at.error)
-    assert "\\[answers\\]\\(https\\://example\\.org\\)" in shown, shown  # escaped: shown as typed
+    assert "\\[answers\\]\\(https\\://example.org\\)" in shown, shown  # escaped: shown as typed
     from pages._helpers import plain
 
-    assert plain("[answers](https://example.org)") == "\\[answers\\]\\(https\\://example\\.org\\)"
+    assert plain("[answers](https://example.org)") == "\\[answers\\]\\(https\\://example.org\\)"
+    assert plain("# big\n1. item :red[x]") == "\\# big\n1\\. item \\:red\\[x\\]"
+    assert plain("Cannot start: batch size 3.5") == "Cannot start: batch size 3.5"  # plain prose unchanged
