@@ -310,6 +310,13 @@ def test_config_errors_come_from_validation(capsys, interaction):
     assert "epochs must be from 1 to 1000, got 0" in one_line_error(err)
 
 
+@pytest.mark.parametrize("value", ["inf", "nan", "-0.1"])
+def test_a_weight_decay_that_is_not_a_number_from_0_to_1_is_refused_in_one_line(capsys, value):
+    code, out, err = run_main(capsys, "--weight-decay", value, "--json")
+    assert code == 2 and out == ""
+    assert f"weight decay must be from 0.0 to 1.0, got {float(value)!r}" in one_line_error(err)
+
+
 def test_argparse_refuses_unknown_choices(capsys):
     with pytest.raises(SystemExit) as exit_:
         build_parser().parse_args(["train", "--activation", "swish"])

@@ -152,6 +152,9 @@ def test_from_dict_refuses_unknown_keys_and_sections_by_name(d, names):
         ("train", "snapshot_rows", MAX_SNAPSHOT_ROWS + 1000, ["snapshot rows", "6000", "5000"]),
         ("train", "momentum", 1.0, ["momentum", "1.0"]),
         ("train", "weight_decay", -1.0, ["weight decay", "-1.0"]),
+        ("train", "weight_decay", float("inf"), ["weight decay must be from 0.0 to 1.0", "got inf"]),
+        ("train", "weight_decay", float("nan"), ["weight decay must be from 0.0 to 1.0", "got nan"]),
+        ("train", "lr", float("inf"), ["learning rate", "got inf"]),
         ("train", "eval_every", -1, ["eval interval", "-1"]),
     ],
 )

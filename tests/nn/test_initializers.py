@@ -88,3 +88,39 @@ def test_normalized_initialization_lets_more_gradient_reach_the_deep_layers(inte
     assert np.all(
         np.diff(default[1:6]) > 0
     )  # with the default the share shrinks layer by layer toward the input
+
+
+def first_losses(interaction, init: str, fast: bool) -> np.ndarray:
+    """The first 20 batch losses (plain SGD) of a 2-layer tanh net, on the CPU fast path or the plain autograd loop."""
+    from ffnlp_core.events import Steps
+    from ffnlp_core.train.loop import train
+    from ffnlp_core.train.plan import build_model, prepare
+
+    cfg = RunConfig()
+    cfg.model.hidden_sizes, cfg.model.activation, cfg.model.init = [16, 16], "tanh", init
+    cfg.train.device, cfg.train.snapshot_rows, cfg.train.fast = "cpu", 0, fast
+    # plain SGD: the fast path's lazy (touched rows only) updates then equal the dense ones, Adam's would not
+    cfg.train.optimizer, cfg.train.momentum, cfg.train.lr = "sgd", 0.0, 0.1
+    cfg = prepare(cfg, interaction)
+    events = train(cfg, interaction, model=build_model(cfg, interaction))
+    losses = np.concatenate([e.loss for e in events if isinstance(e, Steps)])
+    return losses[:20]
+
+
+@pytest.mark.parametrize("init", ["xavier", "kaiming"])
+def test_the_fast_path_trains_the_initialized_weights(interaction, init):
+    """The fast path reads the torch model's own parameters, so it starts from the same drawn weights as
+    the plain loop (same losses step by step) and not from PyTorch's default ones."""
+    fast, plain = first_losses(interaction, init, True), first_losses(interaction, init, False)
+    np.testing.assert_allclose(fast, plain, rtol=1e-4, atol=1e-5)
+    assert abs(fast[0] - first_losses(interaction, "default", True)[0]) > 1e-3
+
+
+def test_the_cli_flag_sets_the_initialization_and_refuses_unknown_ones(capsys):
+    from ffnlp_core.cli import build_parser, config_from_args
+
+    assert config_from_args(build_parser().parse_args(["train"])).model.init == "default"
+    assert config_from_args(build_parser().parse_args(["train", "--init", "kaiming"])).model.init == "kaiming"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--init", "orthogonal"])
+    assert "orthogonal" in capsys.readouterr().err
