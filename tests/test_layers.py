@@ -11,7 +11,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CORE = ROOT / "ffnlp_core"
-REGISTRIES = {"ffnlp_core.nn.activations", "ffnlp_core.nn.initializers"}  # leaves that the base layer may read
+REGISTRIES = {
+    "ffnlp_core.nn.activations",
+    "ffnlp_core.nn.initializers",
+}  # leaves that the base layer may read
 LAYERS = ["base", "data", "nn", "train", "runs", "inspect", "plots", "session", "cli"]
 
 

@@ -1,7 +1,8 @@
 """Runs as the pages read them: `RunHandle` is the one reading interface (status, config, history, the
 comments behind the dev rows, the model), `Job` a run of this server process (live, or recent and still in
-memory), `StoredRun` a run read back from disk. `outcome` is the one place a finished run's status and
-reason are decided, for runs trained in this process and in worker processes alike.
+memory), `StoredRun` a run read back from disk (a broken part leaves it `unreadable` with its reason,
+never raises). `outcome` is the one place a finished run's status and reason are decided, for runs
+trained in this process and in worker processes alike.
 """
 
 from __future__ import annotations
@@ -15,20 +16,25 @@ import numpy as np
 
 from ..config import RunConfig
 from .history import RunHistory
+from .store import HALF_WRITTEN, RunReadError, RunStore
 
 if TYPE_CHECKING:  # the web server imports this module before torch or scikit-learn (a fast first page)
     from ..data.dataset import Dataset
     from ..nn.model import FeedForwardClassifier
-    from .store import RunStore
 
-DONE = ("finished", "stopped", "failed", "interrupted")
+DONE = ("finished", "stopped", "failed", "interrupted", "unreadable")
 
 
-def outcome(history: RunHistory, reason: str = "", crash: str | None = None) -> tuple[str, str]:
+def outcome(
+    history: RunHistory, reason: str = "", crash: str | None = None, write_problem: str | None = None
+) -> tuple[str, str]:
     """(status, reason) of a run whose events have ended: `reason` is what the server already knows (a
-    stop's cause, a worker's crash report), `crash` the way its worker process died, if it did."""
+    stop's cause, a worker's crash report), `crash` the way its worker process died, if it did, and
+    `write_problem` why its runs folder refused a save (the run was stopped for it)."""
     if crash is not None:
         return "failed", crash
+    if write_problem is not None:
+        return "failed", write_problem
     if history.failure is not None:
         return "failed", history.failure.reason
     if history.stopped:
@@ -52,6 +58,7 @@ class RunHandle:
     started_at: float | None = None
     finished_at: float | None = None
     version: int = 0  # bumps with every event: pages redraw only when it changed
+    _model: FeedForwardClassifier | None = None
 
     @property
     def done(self) -> bool:
@@ -81,6 +88,10 @@ class RunHandle:
         """Run fn on the history (fn must copy what it keeps)."""
         return fn(self.history)
 
+    def nbytes(self) -> int:
+        """Bytes this run holds in memory (history arrays, hidden snapshots, a loaded model)."""
+        return self.read(lambda h: h.nbytes()) + model_bytes(self._model)
+
     def touch(self) -> None:
         """A page looked at this run (heartbeat)."""
 
@@ -100,6 +111,8 @@ class Job(RunHandle):
         self.created = time.time()
         self.last_poll = time.monotonic()
         self.thread: threading.Thread | None = None
+        self.write_problem: str | None = None  # why the runs folder refused a save (the run then fails)
+        self.on_disk = False  # its final state is saved: memory may let it go and read it back
 
     @property
     def model(self) -> FeedForwardClassifier | None:
@@ -111,6 +124,10 @@ class Job(RunHandle):
 
     def touch(self) -> None:
         self.last_poll = time.monotonic()
+
+    def last_seen(self) -> float:
+        """Wall-clock time of the last poll (last_poll is monotonic)."""
+        return time.time() - (time.monotonic() - self.last_poll)
 
     @property
     def class_names(self) -> list[str]:
@@ -178,17 +195,23 @@ class StoredRun(RunHandle):
     """A run read back from disk (finished, or interrupted by a restart)."""
 
     def __init__(self, store: RunStore, run_id: str):
+        """Raises RunReadError (a ValueError) only when config.json is missing or broken."""
         status = store.status(run_id)
         self.run_id, self.store = run_id, store
         self.status = status.get("status", "interrupted")
-        self.reason = status.get("reason", "")
+        self.reason = status.get("reason", "" if status else HALF_WRITTEN)
         self.owner, self.label = status.get("owner", ""), status.get("label", "")
         self.created = status.get("created", 0.0)
         self.started_at, self.finished_at = status.get("started"), status.get("finished")
         self.cfg = store.config(run_id)
-        self.history = store.load_history(run_id)
+        try:
+            self.history = store.load_history(run_id)
+        except RunReadError as exc:  # an empty history and the reason, never a parser's error
+            self.history = RunHistory()
+            self.status, self.reason = "unreadable", str(exc)
         self.ds = None  # the data set is not kept on disk; the snapshot rows' texts are (texts.json)
-        self._model = None
+        self._model = self._vectorizer = None
+        self.model_problem: str | None = None  # why the saved model could not be loaded
         self._texts = store.load_texts(run_id)  # {"classes": [...], "dev": {row: [text, label]}}
 
     @property
@@ -199,27 +222,44 @@ class StoredRun(RunHandle):
 
     @property
     def vectorizer(self):
-        if self.store.has_model(self.run_id):
-            return self.store.load_model(self.run_id)[1]
-        return None
+        self._load_model()
+        return self._vectorizer
 
     def dev_text(self, i: int) -> str | None:
         item = self._texts.get("dev", {}).get(str(int(i)))
-        return item[0] if item else None
+        return item[0] if isinstance(item, list) and item and isinstance(item[0], str) else None
 
     def dev_labels(self) -> np.ndarray | None:
-        dev = self._texts.get("dev", {})
-        if not dev:
+        try:
+            dev = {int(k): int(item[1]) for k, item in self._texts.get("dev", {}).items()}
+        except (ValueError, TypeError, IndexError):  # a texts.json edited by hand: no labels, no crash
             return None
-        n = max(int(k) for k in dev) + 1
-        labels = np.full(n, -1, np.int64)
-        for k, (_, label) in dev.items():
-            labels[int(k)] = label
+        if not dev or min(dev) < 0:
+            return None
+        labels = np.full(max(dev) + 1, -1, np.int64)
+        for k, label in dev.items():
+            labels[k] = label
         return labels
 
     @property
     def model(self):
-        """The saved weights, loaded on first use (safetensors: nothing is unpickled)."""
-        if self._model is None and self.store.has_model(self.run_id):
-            self._model = self.store.load_model(self.run_id)[0]
+        """The saved weights, loaded on first use (safetensors: nothing is unpickled); None when there
+        are none or they cannot be read (model_problem says why)."""
+        self._load_model()
         return self._model
+
+    def _load_model(self) -> None:
+        tried = self._model is not None or self.model_problem is not None
+        if tried or not self.store.has_model(self.run_id):
+            return
+        try:
+            self._model, self._vectorizer, _ = self.store.load_model(self.run_id)
+        except (RunReadError, OSError) as exc:
+            self.model_problem = str(exc)
+
+
+def model_bytes(model) -> int:
+    """Bytes of a network's parameters and buffers (0 for None)."""
+    if model is None:
+        return 0
+    return sum(t.numel() * t.element_size() for t in model.state_dict().values())

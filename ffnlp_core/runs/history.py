@@ -144,6 +144,14 @@ class RunHistory:
     def last_eval(self) -> dict | None:
         return self.evals[-1] if self.evals else None
 
+    def nbytes(self) -> int:
+        """Bytes held by the arrays (the hidden snapshots dominate for wide networks)."""
+        grown = [self.step, self.loss, self.accuracy, self.grad_step, *self.grads.values()]
+        total = sum(g.data.nbytes for g in grown)
+        for snap in self.snapshots:
+            total += snap.dev_rows.nbytes + snap.probs.nbytes + sum(h.nbytes for h in snap.hidden)
+        return total + (self.confusion.nbytes if self.confusion is not None else 0)
+
     # --- saving ---------------------------------------------------------------------------------
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Flat arrays for np.savez (no pickling needed to read them back)."""

@@ -5,17 +5,27 @@
     runs/<run id>/history.npz, meta.json   curves, evaluations, gradient probes, last hidden snapshot
     runs/<run id>/model.safetensors, model.json   weights (never pickled) + vocabulary and class names
 
-Writes are atomic (temp file + rename). Old finished runs are pruned past a limit, never a live one.
+Writes are atomic (temp file + rename) and raise OSError; `write_problem` turns one into a sentence a
+teacher can act on. Reads are defensive: a broken folder is listed as `unreadable` with its reason, a
+folder without status.json (a save cut short) as `interrupted` with what it holds, and loading a broken
+part raises `RunReadError` (a ValueError) with its reason, never a parser's own error.
+
+Pruning (see `prune`) keeps runs younger than a day and every run of a session active in the last hours,
+counting per session (FFNLP_MAX_RUNS_PER_SESSION) and per server (FFNLP_MAX_RUNS).
 The model bundle users download and upload again is in bundle.py.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import io
 import json
 import os
 import shutil
 import time
+import zipfile
+from numbers import Real
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,6 +41,15 @@ if TYPE_CHECKING:  # torch, safetensors and scikit-learn are imported where weig
     from ..nn.model import FeedForwardClassifier
 
 LIVE = ("queued", "running")
+MIN_AGE_SECONDS = 24 * 3600.0  # a run younger than this is never pruned
+ACTIVE_OWNER_SECONDS = 6 * 3600.0  # nor a run of a session seen this recently (the job manager tracks it)
+FULL = (errno.ENOSPC, errno.EDQUOT)
+READ_ONLY = (errno.EACCES, errno.EPERM, errno.EROFS)
+HALF_WRITTEN = "a half-written run folder (the server stopped while saving it)"
+
+
+class RunReadError(ValueError):
+    """A part of a run folder that cannot be read, with why."""
 
 
 def default_root() -> Path:
@@ -39,8 +58,13 @@ def default_root() -> Path:
 
 def _write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):  # a full disk must not keep a half-written temp file
+            tmp.unlink()
+        raise
 
 
 def _write_json(path: Path, obj) -> None:
@@ -55,18 +79,99 @@ def _json_default(o):
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+def _read_json(path: Path):
+    """The parsed file; RunReadError says why not (missing, unreadable, not JSON)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RunReadError(f"{path.name} is missing") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RunReadError(f"{path.name} cannot be read ({type(exc).__name__}: {exc})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RunReadError(f"{path.name} is not valid JSON ({exc})") from None
+
+
+def _status_problem(status) -> str | None:
+    """Why a parsed status.json cannot be listed (None when it can)."""
+    if not isinstance(status, dict):
+        return f"status.json holds a {type(status).__name__}, not an object"
+    if not isinstance(status.get("status"), str):
+        return "status.json has no status"
+    for key in ("created", "updated", "started", "finished"):
+        if status.get(key) is not None and (
+            isinstance(status[key], bool) or not isinstance(status[key], Real)
+        ):
+            return f"status.json: {key} is not a time"
+    for key in ("owner", "label", "reason"):
+        if not isinstance(status.get(key, ""), str):
+            return f"status.json: {key} is not text"
+    summary = status.get("summary")
+    if summary is not None and not isinstance(summary, dict):
+        return "status.json: summary is not an object"
+    accuracy = (summary or {}).get("dev_accuracy")
+    if accuracy is not None and (isinstance(accuracy, bool) or not isinstance(accuracy, Real)):
+        return "status.json: summary.dev_accuracy is not a number"
+    return None
+
+
+def _config_problem(config) -> str | None:
+    """Why a parsed config.json cannot be used (None when it can)."""
+    if not isinstance(config, dict) or not all(isinstance(v, dict) for v in config.values()):
+        return "config.json is not an object of sections"
+    try:
+        RunConfig.from_dict(config)
+    except (ValueError, TypeError) as exc:
+        return f"config.json is not a run configuration ({exc})"
+    if not isinstance(config.get("model", {}).get("hidden_sizes", []), list):
+        return "config.json: model.hidden_sizes is not a list"
+    return None
+
+
 class RunStore:
     """The runs folder."""
 
-    def __init__(self, root: str | Path | None = None, max_runs: int | None = None):
+    def __init__(
+        self,
+        root: str | Path | None = None,
+        max_runs: int | None = None,
+        max_per_owner: int | None = None,
+        min_age_seconds: float = MIN_AGE_SECONDS,
+    ):
+        for name, value in (("max_runs", max_runs), ("max_per_owner", max_per_owner)):
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be at least 1 (0 would delete every run), got {value}")
         self.root = Path(root) if root is not None else default_root()
         self.max_runs = max_runs or settings.max_runs()
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.max_per_owner = max_per_owner or settings.max_runs_per_session()
+        self.min_age_seconds = min_age_seconds
+        with contextlib.suppress(OSError):  # a read-only place: the job manager says so (write_problem)
+            self.root.mkdir(parents=True, exist_ok=True)
 
     def folder(self, run_id: str) -> Path:
         if not run_id or "/" in run_id or "\\" in run_id or run_id.startswith("."):
             raise ValueError(f"bad run id {run_id!r}")
         return self.root / run_id
+
+    def write_problem(self, exc: OSError) -> str:
+        """What a failed write means for the teacher, and what to do."""
+        if exc.errno in FULL:
+            try:
+                free = f"{shutil.disk_usage(self.root).free / 1e6:.0f} MB free"
+            except OSError:
+                free = "free space unknown"
+            return f"the runs folder is full ({free}): free space or set FFNLP_RUNS_DIR"
+        if exc.errno in READ_ONLY:
+            return f"the runs folder {self.root} is read-only: make it writable or set FFNLP_RUNS_DIR"
+        return f"the runs folder {self.root} cannot be written ({exc}): check it or set FFNLP_RUNS_DIR"
+
+    def probe(self) -> None:
+        """Write and remove a small file: raises OSError while the runs folder cannot take writes."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self.root / ".write-probe"
+        _write_atomic(path, b"\0" * 4096)
+        path.unlink()
 
     # --- writing --------------------------------------------------------------------------------
     def create(self, run_id: str, cfg: RunConfig, owner: str = "", label: str = "") -> None:
@@ -76,10 +181,13 @@ class RunStore:
         self.set_status(run_id, "queued", owner=owner, label=label, created=time.time())
 
     def set_status(self, run_id: str, status: str, **fields) -> None:
-        path = self.folder(run_id) / "status.json"
-        current = json.loads(path.read_text()) if path.exists() else {}
+        try:
+            current = _read_json(self.folder(run_id) / "status.json")
+        except RunReadError:
+            current = {}  # missing or broken: start again rather than fail the run
+        current = current if isinstance(current, dict) else {}
         current.update(fields, status=status, updated=time.time())
-        _write_json(path, current)
+        _write_json(self.folder(run_id) / "status.json", current)
 
     def save_history(self, run_id: str, history: RunHistory) -> None:
         self.save_history_parts(run_id, history.to_arrays(), history.meta())
@@ -105,72 +213,161 @@ class RunStore:
 
     # --- reading --------------------------------------------------------------------------------
     def load_texts(self, run_id: str) -> dict:
-        path = self.folder(run_id) / "texts.json"
         try:
-            return json.loads(path.read_text()) if path.exists() else {}
-        except (OSError, json.JSONDecodeError):
+            texts = _read_json(self.folder(run_id) / "texts.json")
+        except RunReadError:
             return {}
+        ok = isinstance(texts, dict) and isinstance(texts.get("dev", {}), dict)
+        return texts if ok else {}
 
     def status(self, run_id: str) -> dict:
+        """status.json; {} when there is none, {"status": "unreadable", "reason": ...} when it is broken."""
         path = self.folder(run_id) / "status.json"
-        return json.loads(path.read_text()) if path.exists() else {}
+        if not path.exists():
+            return {}
+        try:
+            status = _read_json(path)
+        except RunReadError as exc:
+            return {"status": "unreadable", "reason": str(exc)}
+        problem = _status_problem(status)
+        return {"status": "unreadable", "reason": problem} if problem else status
 
     def config(self, run_id: str) -> RunConfig:
-        return RunConfig.from_dict(json.loads((self.folder(run_id) / "config.json").read_text()))
+        config = _read_json(self.folder(run_id) / "config.json")
+        problem = _config_problem(config)
+        if problem:
+            raise RunReadError(problem)
+        return RunConfig.from_dict(config)
 
     def load_history(self, run_id: str) -> RunHistory:
+        """The saved history (empty when none was saved yet); RunReadError when it is broken."""
         folder = self.folder(run_id)
         meta_path, arr_path = folder / "meta.json", folder / "history.npz"
-        if not meta_path.exists():
+        if not arr_path.exists():
             return RunHistory()
-        with np.load(arr_path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-        return RunHistory.from_saved(json.loads(meta_path.read_text()), arrays)
+        # meta.json is written second: a save cut short between the two still has its curves
+        meta = _read_json(meta_path) if meta_path.exists() else {}
+        try:
+            with np.load(arr_path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+            return RunHistory.from_saved(meta, arrays)
+        except Exception as exc:  # BadZipFile, EOFError, ValueError, KeyError...: a truncated or odd file
+            raise RunReadError(f"history.npz cannot be read ({type(exc).__name__}: {exc})") from None
 
     def has_model(self, run_id: str) -> bool:
-        return (self.folder(run_id) / "model.safetensors").exists()
+        folder = self.folder(run_id)
+        return (folder / "model.safetensors").exists() and (folder / "model.json").exists()
 
     def load_model(self, run_id: str) -> tuple[FeedForwardClassifier, BagOfWords, list[str]]:
+        """The saved network, vectorizer and classes; RunReadError says what is missing or broken."""
         folder = self.folder(run_id)
-        info = json.loads((folder / "model.json").read_text())
+        info = _read_json(folder / "model.json")
         cfg = self.config(run_id)
-        return rebuild(cfg, info, (folder / "model.safetensors").read_bytes())
+        try:
+            return rebuild(cfg, info, (folder / "model.safetensors").read_bytes())
+        except Exception as exc:  # BundleError, a missing file, a vocabulary that is not one...
+            raise RunReadError(f"the saved model cannot be read ({type(exc).__name__}: {exc})") from None
 
     def list_runs(self) -> list[dict]:
-        """Every run on disk, newest first: id, status, label, owner, created, summary, config."""
-        runs = []
-        for folder in self.root.iterdir():
-            if not (folder / "status.json").exists():
-                continue
-            try:
-                status = json.loads((folder / "status.json").read_text())
-                config = json.loads((folder / "config.json").read_text())
-            except (OSError, json.JSONDecodeError):
-                continue  # a half-written folder from a crash: skip it rather than break the list
-            runs.append({"id": folder.name, **status, "config": config})
-        return sorted(runs, key=lambda r: r.get("created", 0), reverse=True)
+        """Every run on disk, newest first: id, status, label, owner, created, summary, config. A broken
+        folder is listed too (status `unreadable` or `interrupted`, with a reason) and never hides others."""
+        try:
+            folders = [f for f in self.root.iterdir() if f.is_dir() and not f.name.startswith(".")]
+        except OSError:
+            return []
+        runs = [self._listing(folder) for folder in folders]
+        return sorted(runs, key=lambda r: r["created"], reverse=True)
 
-    def mark_interrupted(self) -> list[str]:
-        """After a server restart: runs that were queued or running cannot go on; say so."""
+    def _listing(self, folder: Path) -> dict:
+        try:
+            mtime = folder.stat().st_mtime
+            held = sorted(p.name for p in folder.iterdir() if not p.name.endswith(".tmp"))
+        except OSError as exc:
+            return _broken(folder.name, 0.0, f"the folder cannot be read ({exc})")
+        if "status.json" not in held:
+            config = {}
+            with contextlib.suppress(RunReadError):
+                config = _read_json(folder / "config.json")
+            run = _broken(folder.name, mtime, f"{HALF_WRITTEN}; it holds {', '.join(held) or 'nothing'}")
+            run["status"] = "interrupted"
+            run["config"] = config if _config_problem(config) is None else {}
+            return run
+        try:
+            status, config = _read_json(folder / "status.json"), _read_json(folder / "config.json")
+        except RunReadError as exc:
+            return _broken(folder.name, mtime, str(exc))
+        problem = _status_problem(status) or _config_problem(config) or _history_problem(folder, held)
+        if problem:
+            return _broken(folder.name, mtime, problem)
+        run = {"id": folder.name, "owner": "", "label": "", **status, "config": config}
+        run["created"] = float(run.get("created") or mtime)
+        return run
+
+    def mark_interrupted(self, only: set[str] | None = None) -> list[str]:
+        """After a server restart: runs that were queued or running (of `only`, if given) cannot go on;
+        say so. Raises OSError when the runs folder refuses the write (the job manager tries again)."""
         marked = []
         for run in self.list_runs():
-            if run.get("status") in LIVE:
+            if run.get("status") in LIVE and (only is None or run["id"] in only):
                 self.set_status(
                     run["id"], "interrupted", reason="the server restarted while this run was live"
                 )
                 marked.append(run["id"])
         return marked
 
-    def prune(self, keep: set[str] = frozenset()) -> list[str]:
-        """Delete the oldest runs past `max_runs`; never a live run or one in `keep`."""
-        removed = []
-        runs = self.list_runs()
-        for run in runs[self.max_runs :]:
-            if run["id"] in keep or run.get("status") in LIVE:
-                continue
-            shutil.rmtree(self.folder(run["id"]), ignore_errors=True)
-            removed.append(run["id"])
-        return removed
+    def prune(self, keep: set[str] = frozenset(), active_owners: set[str] = frozenset()) -> list[str]:
+        """Delete old runs past the limits: first each owner's oldest past `max_per_owner`, then the
+        server's oldest past `max_runs`. Never a live or kept run, a run younger than `min_age_seconds`,
+        or a run of an owner in `active_owners` (sessions seen in the last hours; the owner "" of CLI
+        and test runs is no session). Unreadable folders are neither counted nor removed: a person
+        should look at them."""
+        runs = [r for r in self.list_runs() if r["status"] != "unreadable"]  # newest first
+        now = time.time()
+
+        def protected(run: dict) -> bool:
+            return (
+                run["id"] in keep
+                or run.get("status") in LIVE
+                or now - run["created"] < self.min_age_seconds
+                or (run.get("owner") != "" and run.get("owner") in active_owners)
+            )
+
+        doomed, per_owner = set(), {}
+        for run in runs:
+            owner = run.get("owner", "")
+            per_owner[owner] = per_owner.get(owner, 0) + 1
+            if per_owner[owner] > self.max_per_owner and not protected(run):
+                doomed.add(run["id"])
+        left = [r for r in runs if r["id"] not in doomed]
+        for run in reversed(left[self.max_runs :]):  # oldest first
+            if not protected(run):
+                doomed.add(run["id"])
+        for run_id in doomed:
+            shutil.rmtree(self.folder(run_id), ignore_errors=True)
+        return sorted(doomed)
+
+
+def _history_problem(folder: Path, held: list[str]) -> str | None:
+    """A cheap look at history.npz (its zip directory, at the end of the file: a truncated file lacks it)."""
+    if "history.npz" not in held:
+        return None
+    try:
+        zipfile.ZipFile(folder / "history.npz").close()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        return f"history.npz cannot be read ({type(exc).__name__}: {exc})"
+    return None
+
+
+def _broken(run_id: str, created: float, reason: str) -> dict:
+    return {
+        "id": run_id,
+        "status": "unreadable",
+        "reason": reason,
+        "owner": "",
+        "label": "",
+        "created": created,
+        "config": {},
+    }
 
 
 def save_events(folder: str | Path, cfg: RunConfig, ds, events: list, model=None) -> str:

@@ -153,7 +153,10 @@ def test_runs_survive_a_restart_and_interrupted_ones_say_so(tmp_path, ds):
 
 
 def test_disk_use_is_bounded_but_never_drops_a_live_run(tmp_path, ds):
-    m = JobManager(RunStore(tmp_path / "runs", max_runs=3), mode="thread", max_concurrent=1)
+    # min_age_seconds=0: these runs are seconds old, and a run younger than a day is otherwise kept
+    m = JobManager(
+        RunStore(tmp_path / "runs", max_runs=3, min_age_seconds=0), mode="thread", max_concurrent=1
+    )
     try:
         live = m.submit(config(epochs=1000), ds)
         finished = []
