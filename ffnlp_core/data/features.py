@@ -12,10 +12,12 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from ..config import VECTORIZERS
+from ..config import VECTORIZERS, DataConfig, declared
 from .errors import DataError
 
 TOKEN_PATTERN = r"(?u)\b\w\w+\b"  # scikit-learn's default: words of two or more letters or digits
+_BOUNDS = declared(DataConfig)  # a saved state is held to the bounds the settings declare
+MAX_VOCABULARY = int(_BOUNDS["max_features"]["max"])  # the largest vocabulary the settings allow
 
 
 class BagOfWords:
@@ -105,9 +107,52 @@ class BagOfWords:
             "idf": None if idf is None else [float(v) for v in idf],
         }
 
+    @staticmethod
+    def check_state(state: dict) -> None:
+        """A saved state (an uploaded model.json's included) within the bounds the app's own settings
+        declare, checked before anything is built; ValueError says which value is wrong."""
+        if not isinstance(state, dict):
+            raise ValueError("the vectorizer settings must be an object")
+        if state.get("kind") not in VECTORIZERS:
+            raise ValueError(f"unknown vectorizer {state.get('kind')!r}; use one of {list(VECTORIZERS)}")
+        for name in ("ngram_max", "min_df", "max_features"):
+            value, bound = state.get(name), _BOUNDS[name]
+            if value is None and bound["optional"]:
+                continue
+            whole = isinstance(value, int) and not isinstance(value, bool)
+            if not whole or not bound["min"] <= value <= bound["max"]:
+                raise ValueError(
+                    f"{name} must be a whole number from {bound['min']} to {bound['max']}, got {value!r}"
+                )
+        if not isinstance(state.get("decode_entities", False), bool):
+            raise ValueError(f"decode_entities must be true or false, got {state['decode_entities']!r}")
+        vocabulary, cap = state.get("vocabulary"), state["max_features"] or MAX_VOCABULARY
+        if not isinstance(vocabulary, list) or not 1 <= len(vocabulary) <= cap:
+            size = f"{len(vocabulary):,}" if isinstance(vocabulary, list) else type(vocabulary).__name__
+            raise ValueError(f"the vocabulary must be a list of 1 to {cap:,} words, got {size}")
+        for feature in vocabulary:
+            words = feature.split(" ") if isinstance(feature, str) else None
+            if not words or not all(words) or len(words) > state["ngram_max"]:
+                raise ValueError(
+                    f"vocabulary entry {str(feature)[:40]!r} is not {state['ngram_max']} or fewer words "
+                    "separated by single spaces"
+                )
+        if len(set(vocabulary)) != len(vocabulary):
+            raise ValueError("the vocabulary holds a word twice")
+        if state["kind"] == "tfidf":
+            idf = state.get("idf")
+            if not isinstance(idf, list) or len(idf) != len(vocabulary):
+                raise ValueError("tf-idf needs one idf weight per vocabulary word")
+            # 0 < v < 1e300 is False for NaN and infinity, and compares a 400-digit integer without overflow
+            good = (isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1e300 for v in idf)
+            if not all(good):
+                raise ValueError("every idf weight must be a finite number above 0")
+
     @classmethod
     def from_state(cls, state: dict) -> BagOfWords:
-        """The fitted vectorizer back from `state()` (no refitting, no pickling)."""
+        """The fitted vectorizer back from `state()` (no refitting, no pickling), checked first
+        (`check_state`)."""
+        cls.check_state(state)
         # a state saved before entities were decoded reads its comments as it did then
         decode = bool(state.get("decode_entities", False))
         bow = cls(state["kind"], state["ngram_max"], state["min_df"], state["max_features"], decode)

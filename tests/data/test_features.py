@@ -232,3 +232,39 @@ def test_entity_numbers_leave_the_davidson_vocabulary():
     assert "128514" not in vocab and "amp" not in vocab and "8220" not in vocab
     raw = build_dataset(labeled, DataConfig(min_df=2, decode_entities=False))
     assert {"128514", "amp"} <= set(raw.vectorizer.vocabulary_)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"ngram_max": 10**6}, "ngram_max must be a whole number from 1 to 2, got 1000000"),
+        ({"ngram_max": True}, "ngram_max must be a whole number from 1 to 2, got True"),
+        ({"min_df": -1}, "min_df must be a whole number from 1 to 1000000, got -1"),
+        ({"max_features": 2}, "the vocabulary must be a list of 1 to 2 words, got 4"),
+        ({"vocabulary": []}, "the vocabulary must be a list of 1 to 1,000,000 words, got 0"),
+        ({"vocabulary": "cat dog"}, "the vocabulary must be a list of 1 to 1,000,000 words, got str"),
+        (
+            {"vocabulary": ["cat", "dog", "the  cat", "sat"]},
+            "vocabulary entry 'the  cat' is not 1 or fewer words",
+        ),
+        ({"vocabulary": ["cat", 7, "dog", "sat"]}, "vocabulary entry '7' is not 1 or fewer words"),
+        ({"kind": "tfidf", "idf": [1.0, 2.0]}, "tf-idf needs one idf weight per vocabulary word"),
+        ({"kind": "tfidf", "idf": [1.0, float("nan"), 1.0, 1.0]}, "every idf weight must be a finite number"),
+        ({"kind": "tfidf", "idf": [1.0, 10**400, 1.0, 1.0]}, "every idf weight must be a finite number"),
+        ({"kind": "tfidf", "idf": [1.0, -1.0, 1.0, 1.0]}, "every idf weight must be a finite number above 0"),
+    ],
+)
+def test_a_state_outside_the_settings_bounds_is_refused_before_anything_is_built(change, message):
+    # an uploaded model.json with ngram_max=10**6 used to load, then one 400-word comment cost 30 s
+    state = BagOfWords().fit(CORPUS).state() | change
+    with pytest.raises(ValueError) as err:
+        BagOfWords.from_state(state)
+    assert str(err.value).startswith(message)
+
+
+def test_the_vocabulary_bound_is_the_max_vocabulary_setting():
+    from ffnlp_core.config import declared
+    from ffnlp_core.data import features
+
+    assert features.MAX_VOCABULARY == declared(DataConfig)["max_features"]["max"] == 1_000_000
+    BagOfWords.check_state(BagOfWords("tfidf", ngram_max=2, max_features=5).fit(CORPUS).state())  # fine

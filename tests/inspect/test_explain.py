@@ -191,3 +191,69 @@ def test_a_comment_over_the_limit_is_refused_with_its_length(words_model):
         ex.explain(words_model, long)
     e = ex.explain(words_model, long[: ex.MAX_EXPLAIN_CHARS])  # at the limit: explained
     assert e.words == ["jerk"]
+
+
+# --- the linear-cost occlusion gives the numbers of vectorizing every occluded comment ---------------------
+CORPUS = [
+    "the cat sat on the mat",
+    "the dog ate the cat food",
+    "a cat and a dog at the park",
+    "my dog is a good dog",
+    "fish &amp; chips at the park today",
+    "the mat the park the dog the cat",
+]
+PROBES = [
+    "The cat sat on the mat, the cat sat!",
+    "dog dog dog park zebra",
+    "cat",  # removing its only word leaves an empty row
+    "zebra unicorn",  # no word the vectorizer knows
+    "fish &amp; chips &#128514; the good dog ate",
+    "",
+]
+
+
+def reference(p: ex.Predictor, text: str) -> tuple[np.ndarray, np.ndarray, set[str]]:
+    """The occlusion effects as explain computed them before: one vectorized comment per distinct word."""
+    _, tokens = ex.split_pieces(p.vectorizer, text)
+    words = list(dict.fromkeys(tokens))
+    x = p.vectorizer.transform(ex.occlusion_texts(p.vectorizer, tokens, words))
+    probs = ex.predict_rows(p, x)
+    same = np.array([(x[i + 1] != x[0]).nnz == 0 for i in range(len(words))], bool)
+    effects = probs[:1] - probs[1:]
+    effects[same] = 0.0
+    return probs[0], effects, {w for w, s in zip(words, same, strict=True) if s}
+
+
+@pytest.mark.parametrize("kind", ["counts", "binary", "tfidf"])
+@pytest.mark.parametrize("ngram_max", [1, 2])
+@pytest.mark.parametrize("hidden, activation", [([], "none"), ([6, 4], "tanh"), ([5], "relu")])
+def test_occlusion_matches_vectorizing_each_occluded_comment(kind, ngram_max, hidden, activation):
+    from ffnlp_core.data.features import BagOfWords
+    from ffnlp_core.nn.model import FeedForwardClassifier
+
+    torch.manual_seed(0)
+    vec = BagOfWords(kind, ngram_max=ngram_max).fit(CORPUS)
+    model = FeedForwardClassifier(vec.vocab_size, hidden, activation, n_classes=3, init="kaiming")
+    p = ex.predictor(model, vec, ["a", "b", "c"])
+    for text in PROBES:
+        probs, effects, ignored = reference(p, text)
+        e = ex.explain(p, text)
+        np.testing.assert_allclose(e.probs, probs, atol=1e-6)
+        np.testing.assert_allclose(e.effects, effects, atol=2e-6)
+        assert e.ignored == ignored
+    assert np.abs(ex.explain(p, PROBES[0]).effects).max() > 0.01  # the weights give real effects
+
+
+def test_explaining_vectorizes_the_comment_once_not_once_per_word(words_model, monkeypatch):
+    # Before, explain vectorized 1 + (distinct words) copies of the comment: cost words x length.
+    text = " ".join(f"w{i} jerk" for i in range(400))  # 401 distinct words, 3,690 characters
+    seen = []
+    transform = type(words_model.vectorizer).transform
+    monkeypatch.setattr(
+        type(words_model.vectorizer),
+        "transform",
+        lambda self, texts: seen.append(len(texts)) or transform(self, texts),
+    )
+    e = ex.explain(words_model, text)
+    assert len(e.words) == 401 and seen == [1]
+    assert e.table(0)[0]["word"] == "jerk" and e.table(0)[0]["count"] == 400
