@@ -27,7 +27,11 @@ def buttons(
     None: none yet).
     `make()` returns (cfg, ds, label) for a new run, or raises ConfigError / DataError; `remember(run_id)`
     is called after a submission (default: the workspace remembers it). Returns the run shown, if any."""
-    run = ui.current_run(ws) if run_id == "" else ui.manager().open_run(run_id) if run_id else None
+    jm = ui.manager()
+    jm.note_owner(ws.sid)  # this session is active: pruning spares its runs
+    if jm.store_problem:  # a full or read-only runs folder: runs would fail at their first save
+        ui.error(f"Runs cannot be saved right now: {jm.store_problem}")
+    run = ui.current_run(ws) if run_id == "" else jm.open_run(run_id) if run_id else None
     running = run is not None and not run.done
 
     def start() -> None:

@@ -102,3 +102,17 @@ def test_the_seed_widget_allows_what_the_config_accepts():
 
     ui.manager().stop(job.run_id)
     assert job.wait(5)
+
+
+def test_a_full_runs_folder_is_said_on_the_page_and_the_session_is_noted():
+    from streamlit.testing.v1 import AppTest
+
+    from pages import _common as ui
+
+    at = AppTest.from_file(str(ROOT / "pages" / "train.py"), default_timeout=60)
+    at.run()
+    jm = ui.manager()
+    assert at.session_state["sid"] in jm.owner_seen  # pruning spares this session's runs
+    jm.store_problem = "the runs folder is full (3 MB free): free space or set FFNLP_RUNS_DIR"
+    at.run()
+    assert any("runs folder is full" in e.value for e in at.error)
