@@ -1,11 +1,14 @@
 """Shared pieces of the run tests: the probe comments a saved or uploaded model must predict exactly as
-the original does."""
+the original does, and `manager(**kwargs)`: job managers (threads by default) on a temp runs folder,
+shut down after the test."""
 
 import numpy as np
 import pytest
 import torch
 
 from ffnlp_core.nn.inputs import to_torch_csr
+from ffnlp_core.runs.manager import JobManager
+from ffnlp_core.runs.store import RunStore
 
 PROBE_TEXTS = [
     "that guy jerk at lunch",
@@ -28,3 +31,18 @@ def predict():
         return torch.softmax(logits, dim=1).numpy()
 
     return run
+
+
+@pytest.fixture
+def manager(tmp_path):
+    managers = []
+
+    def make(**kwargs):
+        kwargs.setdefault("mode", "thread")
+        m = JobManager(RunStore(tmp_path / "runs"), **kwargs)
+        managers.append(m)
+        return m
+
+    yield make
+    for m in managers:
+        m.shutdown()

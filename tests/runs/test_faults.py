@@ -68,21 +68,6 @@ def disk(monkeypatch):
     return Disk(monkeypatch)
 
 
-@pytest.fixture
-def manager(tmp_path):
-    managers = []
-
-    def make(**kwargs):
-        kwargs.setdefault("mode", "thread")
-        m = JobManager(RunStore(tmp_path / "runs"), **kwargs)
-        managers.append(m)
-        return m
-
-    yield make
-    for m in managers:
-        m.shutdown()
-
-
 def wait_for(condition, timeout: float = 30.0) -> bool:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -106,7 +91,9 @@ def test_a_moment_of_full_disk_fails_that_run_alone_and_the_queue_moves_on(manag
     on_disk = m.store.status(victim.run_id)
     assert (on_disk["status"], on_disk["reason"]) == ("failed", victim.reason)  # memory and disk agree
     assert m.store.load_history(victim.run_id).steps_done == victim.read(lambda h: h.steps_done)
-    assert disk.refused == ["history.npz"]
+    # the one refused write was part of a periodic save (history.npz, or meta.json when the disk filled
+    # between the two files of one save: the test fills it while the run is saving every step)
+    assert disk.refused in (["history.npz"], ["meta.json"])
 
 
 def test_a_refused_final_save_fails_the_run_in_memory_and_on_disk(manager, ds, disk):

@@ -28,21 +28,6 @@ def config(epochs: int = 1, **train) -> RunConfig:
     return cfg
 
 
-@pytest.fixture
-def manager(tmp_path):
-    managers = []
-
-    def make(**kwargs):
-        kwargs.setdefault("mode", "thread")
-        m = JobManager(RunStore(tmp_path / "runs"), **kwargs)
-        managers.append(m)
-        return m
-
-    yield make
-    for m in managers:
-        m.shutdown()
-
-
 def test_runs_queue_beyond_the_limit_and_report_their_position(manager, ds):
     m = manager(max_concurrent=1)
     first = m.submit(config(epochs=300), ds, owner="a")
