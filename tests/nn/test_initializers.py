@@ -22,7 +22,7 @@ def spread(init: str, seed: int = 0) -> dict[str, tuple[float, float]]:
     torch.manual_seed(seed)
     model = FeedForwardClassifier(2000, [400, 400], "relu", 0.0, 2, init)
     return {
-        n: (float(layer.weight.std()), float(layer.bias.abs().max()))
+        n: (float(layer.weight.detach().std()), float(layer.bias.detach().abs().max()))
         for n, layer in zip(model.layer_names, model.linear_layers(), strict=True)
     }
 
