@@ -23,6 +23,8 @@ from tqdm import tqdm
 from .config import ACTIVATIONS, DEVICES, ENGINES, OPTIMIZERS, VECTORIZERS, ConfigError, RunConfig
 from .nn.initializers import INITIALIZERS
 
+CHECKPOINT_SECONDS = 30.0  # as the app's runs (runs/writer.py); a float here keeps this module light
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -69,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--strategy", default="auto", help="Lightning: e.g. ddp")
     t.add_argument("--precision", default=None, help="Lightning: e.g. 32-true, 16-mixed, bf16-mixed")
     t.add_argument("--save", help="folder to save the trained run (config, metrics, weights)")
+    t.add_argument(
+        "--checkpoint-seconds",
+        type=float,
+        default=CHECKPOINT_SECONDS,
+        help="with --save: write what was trained this often, so a killed run keeps it (0: at the end only)",
+    )
     t.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout")
     return parser
 
@@ -162,14 +170,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     except (DataError, ConfigError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    progress, result, events, last_eval = None, None, [], None
+    progress, result, last_eval = None, None, None
     model = build_model(cfg, ds)
+    saver = None
+    if args.save:
+        from .runs.writer import FolderSaver
+
+        try:
+            saver = FolderSaver(args.save, cfg, ds, model, every=args.checkpoint_seconds)
+        except OSError as exc:
+            print(f"error: --save {args.save}: {exc}", file=sys.stderr)
+            return 2
     stop, caught = threading.Event(), []
     restore = _stop_on_signals(stop, caught)  # Ctrl-C / SIGTERM: the engine's own stop, within a step
     try:
         for event in train(cfg, ds, model=model, stop=stop):
-            if args.save:
-                events.append(event)
+            if saver is not None:
+                saver.add(event)  # checkpoints every --checkpoint-seconds
             if isinstance(event, Started):
                 print(
                     f"training on {event.device} ({event.path}), {event.train_examples} examples, "
@@ -200,10 +217,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         from .inspect.metrics import cli_fields
 
         summary.update(cli_fields(last_eval.confusion, ds))  # per class, macro/weighted F1, baselines
-    if args.save:
-        from .runs.store import save_events
-
-        save_events(args.save, cfg, ds, events, model=model)
+    summary["status"] = _end_status(result, caught)
+    if saver is not None:
+        try:
+            saver.finish()
+        except OSError as exc:  # the result is still printed; the folder keeps its last checkpoint
+            summary["save_error"] = str(exc)
+            print(f"error: --save {args.save}: {exc}", file=sys.stderr)
     if isinstance(result, Failed):
         summary["failed"] = result.reason
         print(f"error: {result.reason}", file=sys.stderr)
@@ -220,8 +240,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 1 if isinstance(result, Failed) else 0
 
 
+def _end_status(result, caught: list) -> str:
+    """The run's end as the app names it: finished, stopped, diverged or failed."""
+    from .events import Failed
+
+    if isinstance(result, Failed):
+        return "diverged" if result.kind == "diverged" else "failed"
+    return "stopped" if caught or result.stopped else "finished"
+
+
 def check_outputs(args: argparse.Namespace) -> None:
     """Refuse an unusable --save (or --csv) before training; ValueError says what to change."""
+    seconds = getattr(args, "checkpoint_seconds", 0.0)
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise ValueError(f"--checkpoint-seconds must be 0 or more, got {seconds:g}")
     if args.csv:
         path = Path(args.csv)
         if path.exists() and not path.is_file():  # a folder, /dev/zero, a FIFO: never read them

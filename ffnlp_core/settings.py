@@ -4,7 +4,8 @@ can set the environment). A value that cannot work is refused with one line nami
 
 | variable                   | default      | meaning                                                      |
 |----------------------------|--------------|--------------------------------------------------------------|
-| FFNLP_WORKERS              | process      | runs train in worker processes, or in threads (page tests)   |
+| FFNLP_WORKERS              | process      | runs train in worker processes, Ray actors, or threads       |
+| FFNLP_RAY_ADDRESS          | (none)       | with FFNLP_WORKERS=ray: the cluster; empty: a local instance |
 | FFNLP_MAX_CONCURRENT       | one per core | runs training at once; the others wait in the queue          |
 | FFNLP_RUNS_DIR             | runs         | the runs folder                                              |
 | FFNLP_MAX_RUNS             | 200          | runs kept on disk by the server (a target, see store.prune)  |
@@ -21,7 +22,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-WORKER_MODES = ("process", "thread")
+WORKER_MODES = ("process", "ray", "thread")
 
 
 def _raw(name: str) -> str:
@@ -39,11 +40,20 @@ def _whole(name: str, default: int | None) -> int | None:
 
 
 def workers() -> str:
-    """FFNLP_WORKERS: 'process' (the default: crash-isolated training processes) or 'thread'."""
+    """FFNLP_WORKERS: 'process' (the default: crash-isolated training processes on this machine), 'ray'
+    (Ray actors anywhere on a cluster, see runs/ray_slots.py) or 'thread' (in the server: page tests)."""
     mode = _raw("FFNLP_WORKERS") or "process"
     if mode not in WORKER_MODES:
-        raise ValueError(f"FFNLP_WORKERS must be 'process' or 'thread', got {mode!r}")
+        raise ValueError(f"FFNLP_WORKERS must be 'process', 'ray' or 'thread', got {mode!r}")
     return mode
+
+
+def ray_address() -> str:
+    """FFNLP_RAY_ADDRESS: a running Ray cluster ('host:port' or 'auto'); empty: a local instance."""
+    raw = _raw("FFNLP_RAY_ADDRESS")
+    if raw and any(c.isspace() for c in raw):
+        raise ValueError(f"FFNLP_RAY_ADDRESS must be 'host:port' or 'auto', got {raw!r}")
+    return raw
 
 
 def max_concurrent() -> int | None:
@@ -81,7 +91,16 @@ def umap_enabled() -> bool:
     return raw == "1"
 
 
-READERS = (workers, max_concurrent, runs_dir, max_runs, max_runs_per_session, run_memory_mb, umap_enabled)
+READERS = (
+    workers,
+    ray_address,
+    max_concurrent,
+    runs_dir,
+    max_runs,
+    max_runs_per_session,
+    run_memory_mb,
+    umap_enabled,
+)
 
 
 def check() -> None:

@@ -415,3 +415,54 @@ def test_a_signal_stops_the_run_keeps_it_and_prints_the_json(tmp_path, sig):
     assert 0 < summary["steps"] < 1000 * 100 and sig in summary["stopped"]
     status = RunStore(tmp_path).status("r")
     assert status["status"] == "stopped"
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_an_exploding_but_finite_loss_ends_the_run_as_diverged(capsys):
+    """Adam at lr 10 keeps the loss finite (about 10^8 by step 2): it used to finish with exit 0."""
+    code, out, err = run_main(capsys, "--optimizer", "adam", "--lr", "10", "--json")
+    summary = strict_json(out)
+    assert code == 1 and summary["status"] == "diverged"
+    assert "the loss exploded to" in summary["failed"] and "Lower the learning rate" in summary["failed"]
+    assert summary["steps"] < 10  # caught at once, not after the whole epoch
+
+
+def test_a_healthy_run_says_finished():
+    summary = json.loads(cli("train", "--hidden", "8", "--json", timeout=120).stdout)
+    assert summary["status"] == "finished"
+
+
+def test_a_negative_checkpoint_interval_is_refused_before_training(tmp_path):
+    result = cli("train", "--save", str(tmp_path / "r"), "--checkpoint-seconds", "-1", timeout=30)
+    assert result.returncode == 2 and "--checkpoint-seconds" in result.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_kill_9_keeps_the_last_checkpoint_readable_as_interrupted(tmp_path):
+    """--save checkpoints every --checkpoint-seconds: a kill -9 loses at most that much training."""
+    import signal
+    import time
+
+    folder = tmp_path / "r"
+    args = ["train", "--epochs", "1000", "--save", str(folder), "--checkpoint-seconds", "1"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ffnlp_core", *args],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    store = RunStore(tmp_path)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and store.status("r").get("status") != "interrupted":
+        time.sleep(0.2)
+    time.sleep(1.5)  # at least one more checkpoint after the first
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    status = store.status("r")
+    assert status["status"] == "interrupted" and "checkpoint holds its first" in status["reason"]
+    history = store.load_history("r")
+    assert history.steps_done > 0
+    model, vectorizer, classes = store.load_model("r")  # the weights of that checkpoint, readable
+    assert len(classes) == 2 and vectorizer.vocab_size > 0
+    listed = next(r for r in store.list_runs() if r["id"] == "r")
+    assert listed["status"] == "interrupted"

@@ -87,7 +87,7 @@ def test_check_lists_every_refused_setting_one_line_each(clean):
     with pytest.raises(ValueError) as refused:
         settings.check()
     assert str(refused.value).splitlines() == [
-        "FFNLP_WORKERS must be 'process' or 'thread', got 'fork'",
+        "FFNLP_WORKERS must be 'process', 'ray' or 'thread', got 'fork'",
         "FFNLP_MAX_RUNS must be a whole number of at least 1, got '0'",
         "FFNLP_RUN_MEMORY_MB must be a whole number of at least 1, got 'lots'",
     ]

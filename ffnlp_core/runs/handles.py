@@ -15,14 +15,28 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..config import RunConfig
+from .folders import HALF_WRITTEN, RunReadError
 from .history import RunHistory
-from .store import HALF_WRITTEN, RunReadError, RunStore
+from .store import RunStore
 
 if TYPE_CHECKING:  # the web server imports this module before torch or scikit-learn (a fast first page)
     from ..data.dataset import Dataset
     from ..nn.model import FeedForwardClassifier
 
-DONE = ("finished", "stopped", "failed", "interrupted", "unreadable")
+DONE = ("finished", "stopped", "failed", "diverged", "interrupted", "unreadable")
+
+
+def end_status(history: RunHistory, reason: str = "") -> tuple[str, str]:
+    """(status, reason) from a run's own events: `diverged` (the engine's divergence check ended it),
+    `failed` (an error, out of memory), `stopped`, `finished`."""
+    failure = history.failure
+    if failure is not None:
+        return ("diverged" if failure.kind == "diverged" else "failed"), failure.reason
+    if history.stopped:
+        return "stopped", reason or "stopped by the user"
+    if history.summary is not None:
+        return "finished", ""
+    return "failed", reason or "the run ended without a result"
 
 
 def outcome(
@@ -35,13 +49,7 @@ def outcome(
         return "failed", crash
     if write_problem is not None:
         return "failed", write_problem
-    if history.failure is not None:
-        return "failed", history.failure.reason
-    if history.stopped:
-        return "stopped", reason or "stopped by the user"
-    if history.summary is not None:
-        return "finished", ""
-    return "failed", reason or "the run ended without a result"
+    return end_status(history, reason)
 
 
 class RunHandle:
@@ -113,6 +121,7 @@ class Job(RunHandle):
         self.thread: threading.Thread | None = None
         self.write_problem: str | None = None  # why the runs folder refused a save (the run then fails)
         self.on_disk = False  # its final state is saved: memory may let it go and read it back
+        self.saved_at = self.checkpoint_at = time.monotonic()  # its last periodic save, weights checkpoint
 
     @property
     def model(self) -> FeedForwardClassifier | None:
@@ -124,6 +133,9 @@ class Job(RunHandle):
 
     def touch(self) -> None:
         self.last_poll = time.monotonic()
+
+    def steps_trained(self) -> int:
+        return self.read(lambda h: h.steps_done)
 
     def last_seen(self) -> float:
         """Wall-clock time of the last poll (last_poll is monotonic)."""
@@ -171,7 +183,7 @@ class Job(RunHandle):
 
         from ..nn.model import FeedForwardClassifier
 
-        tensors = {k: torch.from_numpy(v) for k, v in state.items()}
+        tensors = {k: torch.from_numpy(v if v.flags.writeable else v.copy()) for k, v in state.items()}
         model = self._model
         if model is None:
             model = FeedForwardClassifier.from_config(self.cfg.model, self.ds.vocab_size, self.ds.n_classes)

@@ -1,6 +1,7 @@
 """A worker slot: one worker process (see worker.py) the job manager keeps ready, its pipe, its stop flag
 and the thread that listens to it. The manager gives a slot one run at a time and replaces it when its
-process dies."""
+process dies. `make_slot` is the one place a backend is chosen: a process here, or a Ray actor
+(ray_slots.py, imported only when FFNLP_WORKERS=ray, so the default install needs no Ray)."""
 
 from __future__ import annotations
 
@@ -8,15 +9,24 @@ import contextlib
 import multiprocessing as mp
 import threading
 from collections.abc import Callable
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from .spawn import START_LOCK, bare_main
-from .worker import worker_main
+from .worker import slim, worker_main
 
 if TYPE_CHECKING:
-    from ..data.dataset import Dataset
     from .handles import Job
+
+__all__ = ["WorkerSlot", "make_slot", "slim"]
+
+
+def make_slot(mode: str, index: int, threads: int, listen: Callable, failures: int = 0):
+    """A started slot of the manager's backend ('process' or 'ray'); both offer the same interface."""
+    if mode == "ray":
+        from .ray_slots import RaySlot
+
+        return RaySlot(index, threads, listen, failures=failures)
+    return WorkerSlot(index, threads, listen, failures=failures)
 
 
 class WorkerSlot:
@@ -29,7 +39,6 @@ class WorkerSlot:
         self.stop = ctx.Event()
         self.ready = threading.Event()
         self.job: Job | None = None
-        self.last_save = 0.0
         self.proc = ctx.Process(
             target=worker_main, args=(child, self.stop, threads), name=f"ffnlp-worker-{index}", daemon=True
         )
@@ -45,6 +54,13 @@ class WorkerSlot:
         """Hand the worker a run (raises OSError/ValueError when its process died meanwhile)."""
         self.conn.send(("train", job.run_id, job.cfg.to_dict(), slim(job.ds)))
 
+    def lost_reason(self) -> str:
+        """Why the run of a worker that died failed (called once its pipe closed)."""
+        self.proc.join(1.0)
+        code = self.proc.exitcode
+        hint = " (killed: out of memory?)" if code is not None and code < 0 else ""
+        return f"the training process ended unexpectedly with exit code {code}{hint}"
+
     def close(self, timeout: float) -> None:
         with contextlib.suppress(OSError, ValueError):
             self.conn.send(("exit",))
@@ -55,8 +71,3 @@ class WorkerSlot:
         # thread still dropping tensors then aborts the whole process (torch needs the GIL to free them).
         if self.listener is not threading.current_thread():
             self.listener.join(timeout)
-
-
-def slim(ds: Dataset) -> Dataset:
-    """The data set without its texts: what a worker needs to train (smaller to send)."""
-    return replace(ds, labeled=replace(ds.labeled, texts=[]))

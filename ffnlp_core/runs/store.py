@@ -2,13 +2,17 @@
 
     runs/<run id>/config.json        the RunConfig
     runs/<run id>/status.json        status, reason, owner, times, summary
-    runs/<run id>/history.npz, meta.json   curves, evaluations, gradient probes, last hidden snapshot
+    runs/<run id>/history.npz        curves, evaluations, gradient probes, last hidden snapshot and their
+                                     metadata (one file: one save is one atomic write)
     runs/<run id>/model.safetensors, model.json   weights (never pickled) + vocabulary and class names
+                                     (model.json never changes during a run; a model needs both)
+    runs/<run id>/texts.json         the comments behind the snapshot's dev rows
 
-Writes are atomic (temp file + rename) and raise OSError; `write_problem` turns one into a sentence a
-teacher can act on. Reads are defensive: a broken folder is listed as `unreadable` with its reason, a
-folder without status.json (a save cut short) as `interrupted` with what it holds, and loading a broken
-part raises `RunReadError` (a ValueError) with its reason, never a parser's own error.
+Writes are atomic (temp file + rename) and raise OSError; status.json is written last, so a folder without
+it is one whose first save was cut short. `write_problem` turns one into a sentence a
+teacher can act on. Reads are defensive (folders.py): a broken folder is listed as `unreadable` with its
+reason, a folder without status.json (a save cut short) as `interrupted` with what it holds, and loading
+a broken part raises `RunReadError` (a ValueError) with its reason, never a parser's own error.
 
 Pruning (see `prune`) keeps runs younger than a day and every run of a session active in the last hours,
 counting per session (FFNLP_MAX_RUNS_PER_SESSION) and per server (FFNLP_MAX_RUNS).
@@ -24,8 +28,6 @@ import json
 import os
 import shutil
 import time
-import zipfile
-from numbers import Real
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,6 +36,7 @@ import numpy as np
 from .. import settings
 from ..config import RunConfig
 from .bundle import rebuild, weights_bytes
+from .folders import RunReadError, config_problem, listing, read_json, status_problem
 from .history import RunHistory
 
 if TYPE_CHECKING:  # torch, safetensors and scikit-learn are imported where weights are read or written
@@ -45,11 +48,7 @@ MIN_AGE_SECONDS = 24 * 3600.0  # a run younger than this is never pruned
 ACTIVE_OWNER_SECONDS = 6 * 3600.0  # nor a run of a session seen this recently (the job manager tracks it)
 FULL = (errno.ENOSPC, errno.EDQUOT)
 READ_ONLY = (errno.EACCES, errno.EPERM, errno.EROFS)
-HALF_WRITTEN = "a half-written run folder (the server stopped while saving it)"
-
-
-class RunReadError(ValueError):
-    """A part of a run folder that cannot be read, with why."""
+META_KEY = "__meta__"  # history.npz: the JSON metadata, as bytes
 
 
 def default_root() -> Path:
@@ -77,56 +76,6 @@ def _json_default(o):
     if isinstance(o, np.ndarray):
         return o.tolist()
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
-def _read_json(path: Path):
-    """The parsed file; RunReadError says why not (missing, unreadable, not JSON)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RunReadError(f"{path.name} is missing") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RunReadError(f"{path.name} cannot be read ({type(exc).__name__}: {exc})") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RunReadError(f"{path.name} is not valid JSON ({exc})") from None
-
-
-def _status_problem(status) -> str | None:
-    """Why a parsed status.json cannot be listed (None when it can)."""
-    if not isinstance(status, dict):
-        return f"status.json holds a {type(status).__name__}, not an object"
-    if not isinstance(status.get("status"), str):
-        return "status.json has no status"
-    for key in ("created", "updated", "started", "finished"):
-        if status.get(key) is not None and (
-            isinstance(status[key], bool) or not isinstance(status[key], Real)
-        ):
-            return f"status.json: {key} is not a time"
-    for key in ("owner", "label", "reason"):
-        if not isinstance(status.get(key, ""), str):
-            return f"status.json: {key} is not text"
-    summary = status.get("summary")
-    if summary is not None and not isinstance(summary, dict):
-        return "status.json: summary is not an object"
-    accuracy = (summary or {}).get("dev_accuracy")
-    if accuracy is not None and (isinstance(accuracy, bool) or not isinstance(accuracy, Real)):
-        return "status.json: summary.dev_accuracy is not a number"
-    return None
-
-
-def _config_problem(config) -> str | None:
-    """Why a parsed config.json cannot be used (None when it can)."""
-    if not isinstance(config, dict) or not all(isinstance(v, dict) for v in config.values()):
-        return "config.json is not an object of sections"
-    try:
-        RunConfig.from_dict(config)
-    except (ValueError, TypeError) as exc:
-        return f"config.json is not a run configuration ({exc})"
-    if not isinstance(config.get("model", {}).get("hidden_sizes", []), list):
-        return "config.json: model.hidden_sizes is not a list"
-    return None
 
 
 class RunStore:
@@ -182,7 +131,7 @@ class RunStore:
 
     def set_status(self, run_id: str, status: str, **fields) -> None:
         try:
-            current = _read_json(self.folder(run_id) / "status.json")
+            current = read_json(self.folder(run_id) / "status.json")
         except RunReadError:
             current = {}  # missing or broken: start again rather than fail the run
         current = current if isinstance(current, dict) else {}
@@ -194,11 +143,12 @@ class RunStore:
 
     def save_history_parts(self, run_id: str, arrays: dict, meta: dict) -> None:
         """Write RunHistory.to_arrays() and .meta() (taken under a job's lock, written outside it)."""
-        folder = self.folder(run_id)
         buf = io.BytesIO()
-        np.savez(buf, **arrays)  # uncompressed: written every few seconds while a run trains
-        _write_atomic(folder / "history.npz", buf.getvalue())
-        _write_json(folder / "meta.json", meta)
+        packed = np.frombuffer(json.dumps(meta, default=_json_default).encode(), np.uint8)
+        # one file, so one atomic write (never curves of one save beside the metadata of another);
+        # uncompressed: written every few seconds while a run trains
+        np.savez(buf, **arrays, **{META_KEY: packed})
+        _write_atomic(self.folder(run_id) / "history.npz", buf.getvalue())
 
     def save_model(
         self, run_id: str, model: FeedForwardClassifier, vectorizer: BagOfWords, classes: list[str]
@@ -214,7 +164,7 @@ class RunStore:
     # --- reading --------------------------------------------------------------------------------
     def load_texts(self, run_id: str) -> dict:
         try:
-            texts = _read_json(self.folder(run_id) / "texts.json")
+            texts = read_json(self.folder(run_id) / "texts.json")
         except RunReadError:
             return {}
         ok = isinstance(texts, dict) and isinstance(texts.get("dev", {}), dict)
@@ -226,15 +176,15 @@ class RunStore:
         if not path.exists():
             return {}
         try:
-            status = _read_json(path)
+            status = read_json(path)
         except RunReadError as exc:
             return {"status": "unreadable", "reason": str(exc)}
-        problem = _status_problem(status)
+        problem = status_problem(status)
         return {"status": "unreadable", "reason": problem} if problem else status
 
     def config(self, run_id: str) -> RunConfig:
-        config = _read_json(self.folder(run_id) / "config.json")
-        problem = _config_problem(config)
+        config = read_json(self.folder(run_id) / "config.json")
+        problem = config_problem(config)
         if problem:
             raise RunReadError(problem)
         return RunConfig.from_dict(config)
@@ -245,11 +195,14 @@ class RunStore:
         meta_path, arr_path = folder / "meta.json", folder / "history.npz"
         if not arr_path.exists():
             return RunHistory()
-        # meta.json is written second: a save cut short between the two still has its curves
-        meta = _read_json(meta_path) if meta_path.exists() else {}
         try:
             with np.load(arr_path, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
+            packed = arrays.pop(META_KEY, None)
+            if packed is not None:
+                meta = json.loads(packed.tobytes().decode())
+            else:  # a folder written before the metadata moved into history.npz (meta.json beside it)
+                meta = read_json(meta_path) if meta_path.exists() else {}
             return RunHistory.from_saved(meta, arrays)
         except Exception as exc:  # BadZipFile, EOFError, ValueError, KeyError...: a truncated or odd file
             raise RunReadError(f"history.npz cannot be read ({type(exc).__name__}: {exc})") from None
@@ -261,7 +214,7 @@ class RunStore:
     def load_model(self, run_id: str) -> tuple[FeedForwardClassifier, BagOfWords, list[str]]:
         """The saved network, vectorizer and classes; RunReadError says what is missing or broken."""
         folder = self.folder(run_id)
-        info = _read_json(folder / "model.json")
+        info = read_json(folder / "model.json")
         cfg = self.config(run_id)
         try:
             return rebuild(cfg, info, (folder / "model.safetensors").read_bytes())
@@ -275,33 +228,8 @@ class RunStore:
             folders = [f for f in self.root.iterdir() if f.is_dir() and not f.name.startswith(".")]
         except OSError:
             return []
-        runs = [self._listing(folder) for folder in folders]
+        runs = [listing(folder) for folder in folders]
         return sorted(runs, key=lambda r: r["created"], reverse=True)
-
-    def _listing(self, folder: Path) -> dict:
-        try:
-            mtime = folder.stat().st_mtime
-            held = sorted(p.name for p in folder.iterdir() if not p.name.endswith(".tmp"))
-        except OSError as exc:
-            return _broken(folder.name, 0.0, f"the folder cannot be read ({exc})")
-        if "status.json" not in held:
-            config = {}
-            with contextlib.suppress(RunReadError):
-                config = _read_json(folder / "config.json")
-            run = _broken(folder.name, mtime, f"{HALF_WRITTEN}; it holds {', '.join(held) or 'nothing'}")
-            run["status"] = "interrupted"
-            run["config"] = config if _config_problem(config) is None else {}
-            return run
-        try:
-            status, config = _read_json(folder / "status.json"), _read_json(folder / "config.json")
-        except RunReadError as exc:
-            return _broken(folder.name, mtime, str(exc))
-        problem = _status_problem(status) or _config_problem(config) or _history_problem(folder, held)
-        if problem:
-            return _broken(folder.name, mtime, problem)
-        run = {"id": folder.name, "owner": "", "label": "", **status, "config": config}
-        run["created"] = float(run.get("created") or mtime)
-        return run
 
     def mark_interrupted(self, only: set[str] | None = None) -> list[str]:
         """After a server restart: runs that were queued or running (of `only`, if given) cannot go on;
@@ -345,46 +273,6 @@ class RunStore:
         for run_id in doomed:
             shutil.rmtree(self.folder(run_id), ignore_errors=True)
         return sorted(doomed)
-
-
-def _history_problem(folder: Path, held: list[str]) -> str | None:
-    """A cheap look at history.npz (its zip directory, at the end of the file: a truncated file lacks it)."""
-    if "history.npz" not in held:
-        return None
-    try:
-        zipfile.ZipFile(folder / "history.npz").close()
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
-        return f"history.npz cannot be read ({type(exc).__name__}: {exc})"
-    return None
-
-
-def _broken(run_id: str, created: float, reason: str) -> dict:
-    return {
-        "id": run_id,
-        "status": "unreadable",
-        "reason": reason,
-        "owner": "",
-        "label": "",
-        "created": created,
-        "config": {},
-    }
-
-
-def save_events(folder: str | Path, cfg: RunConfig, ds, events: list, model=None) -> str:
-    """For the CLI's --save: write a run folder from a finished event list."""
-    folder = Path(folder)
-    store = RunStore(folder.parent if folder.parent != Path("") else Path("."))
-    run_id = folder.name
-    history = RunHistory()
-    for e in events:
-        history.add(e)
-    store.create(run_id, cfg, owner="cli")
-    store.save_history(run_id, history)
-    if model is not None:
-        store.save_model(run_id, model, ds.vectorizer, ds.class_names)
-    status = "failed" if history.failure else "stopped" if history.stopped else "finished"
-    store.set_status(run_id, status, summary=history.summary, label="cli")
-    return run_id
 
 
 def torch_load_weights_only(path: str | Path):

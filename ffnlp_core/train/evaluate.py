@@ -72,8 +72,19 @@ def evaluate(
     hidden = probs = None
     if snapshot_rows is not None and len(snapshot_rows):
         logits, hs = model(to_torch_csr(x[snapshot_rows], device))
-        hidden = [h.cpu().numpy().astype(np.float16) for h in hs]
+        hidden = [compact(h.cpu().numpy()) for h in hs]
         probs = torch.softmax(logits, dim=1).cpu().numpy().astype(np.float32)
     model.train(was_training)
     n = max(1, x.shape[0])
     return DevResult(loss_sum / n, float(np.trace(confusion)) / n, confusion, hidden, probs)
+
+
+F16_MAX = float(np.finfo(np.float16).max)
+
+
+def compact(h: np.ndarray) -> np.ndarray:
+    """Hidden states as float16 (half the memory) where that keeps every value, else float32: a
+    snapshot never holds an inf that training did not produce."""
+    if h.size and np.isfinite(h).all() and float(np.abs(h).max()) >= F16_MAX:
+        return h.astype(np.float32)
+    return h.astype(np.float16)

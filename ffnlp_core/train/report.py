@@ -10,8 +10,9 @@
     yield rep.finished(stop.is_set())            # or, from an except clause, rep.crashed(exc)
 
 It holds what is reporting, not training: the schedule of evaluations, probes and snapshots, the blocks of
-step figures, the divergence check (the first step whose loss, gradients, update or weights are not finite
-ends the run in Failed("diverged") with the good steps' figures only), errors and out-of-memory as Failed,
+step figures, the divergence check (the first step whose loss, gradients, update or weights are not finite,
+or whose loss exploded past EXPLODED times the loss of guessing, ends the run in Failed("diverged") with
+the good steps' figures only), errors and out-of-memory as Failed,
 and the summary the CLI prints. The engines keep their stepping (the manual loop) or their Trainer hooks
 (Lightning), so a reporting fix lands in both at once.
 """
@@ -35,6 +36,9 @@ from .probes import Probe
 
 BROKE = "the loss, the gradients or the weights became infinite or nan"
 DEV_BROKE = "the dev loss became nan (the weights are no longer finite)"
+# A batch's mean loss this many times ln(classes) (the loss of guessing uniformly: 69 for two classes)
+# only comes from weights that blew up: healthy runs, even overfitting ones, stay far below it.
+EXPLODED = 100.0
 
 
 class Reporter:
@@ -76,6 +80,8 @@ class Reporter:
         self.paced_from: float | None = None  # when the first step of a paced run ended
         self.last_eval: Eval | None = None
         self.failed: Failed | None = None
+        self.guess_loss = math.log(max(2, len(ds.class_names)))
+        self.loss_limit = EXPLODED * self.guess_loss
 
     # --- the schedule -----------------------------------------------------------------------------
     def begin_epoch(self) -> None:
@@ -107,7 +113,7 @@ class Reporter:
         if probe is not None:
             self.probes.append((step, probe))
         # a float loss costs nothing to test now; a tensor is read once per block, in flush()
-        broke = (isinstance(loss, float) and not math.isfinite(loss)) or (
+        broke = (isinstance(loss, float) and not loss <= self.loss_limit) or (
             probe is not None and not finite_probe(probe)
         )
         self._pace(step)
@@ -136,7 +142,9 @@ class Reporter:
         steps = np.array([b[0] for b in block], np.int64)
         loss = _as_numpy([b[1] for b in block])
         bad = [int(s) for s in steps[~np.isfinite(loss)]] + [s for s, p in probes if not finite_probe(p)]
-        at = min(bad) if bad else None
+        with np.errstate(invalid="ignore"):
+            exploded = [int(s) for s in steps[np.isfinite(loss) & (loss > self.loss_limit)]]
+        at = min(bad + exploded) if bad or exploded else None
         good = len(steps) if at is None else int(np.searchsorted(steps, at))
         events = []
         if good:
@@ -147,7 +155,11 @@ class Reporter:
         if kept:
             events.append(self._gradients(kept))
         if at is not None:
-            events.append(self.diverged(at, BROKE))
+            what = BROKE
+            if at not in bad:
+                value = float(loss[np.searchsorted(steps, at)])
+                what = f"the loss exploded to {value:,.4g} (guessing gives {self.guess_loss:.2f})"
+            events.append(self.diverged(at, what))
         return events
 
     def _steps(self, epoch, steps, loss, correct, size) -> Steps:

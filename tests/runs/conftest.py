@@ -1,11 +1,13 @@
 """Shared pieces of the run tests: the probe comments a saved or uploaded model must predict exactly as
-the original does, and `manager(**kwargs)`: job managers (threads by default) on a temp runs folder,
-shut down after the test."""
+the original does, `manager(**kwargs)`: job managers (threads by default) on a temp runs folder, shut
+down after the test, and `ds`: the built-in data set (run configs: run_configs.py)."""
 
 import numpy as np
 import pytest
 import torch
 
+from ffnlp_core.config import RunConfig
+from ffnlp_core.data.dataset import build_dataset, load_source
 from ffnlp_core.nn.inputs import to_torch_csr
 from ffnlp_core.runs.manager import JobManager
 from ffnlp_core.runs.store import RunStore
@@ -46,3 +48,9 @@ def manager(tmp_path):
     yield make
     for m in managers:
         m.shutdown()
+
+
+@pytest.fixture(scope="session")
+def ds():
+    cfg = RunConfig()
+    return build_dataset(load_source(cfg.data), cfg.data)

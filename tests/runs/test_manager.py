@@ -6,26 +6,11 @@ from __future__ import annotations
 import time
 
 import pytest
+from run_configs import config
 
-from ffnlp_core.config import RunConfig
-from ffnlp_core.data.dataset import build_dataset, load_source
 from ffnlp_core.runs.handles import StoredRun
 from ffnlp_core.runs.manager import JobManager
 from ffnlp_core.runs.store import RunStore
-
-
-@pytest.fixture(scope="module")
-def ds():
-    cfg = RunConfig()
-    return build_dataset(load_source(cfg.data), cfg.data)
-
-
-def config(epochs: int = 1, **train) -> RunConfig:
-    cfg = RunConfig()
-    cfg.train.epochs, cfg.train.device = epochs, "cpu"
-    for k, v in train.items():
-        setattr(cfg.train, k, v)
-    return cfg
 
 
 def test_runs_queue_beyond_the_limit_and_report_their_position(manager, ds):

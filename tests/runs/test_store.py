@@ -101,7 +101,6 @@ def test_weights_are_stored_as_safetensors_not_pickle(tmp_path, shared_run):
         "config.json",
         "status.json",
         "history.npz",
-        "meta.json",
         "model.safetensors",
         "model.json",
     }
@@ -214,12 +213,33 @@ def test_a_broken_history_raises_a_read_error_with_its_reason(tmp_path, shared_r
         store.load_history(run_id)
 
 
-def test_a_history_whose_metadata_was_never_written_keeps_its_curves(tmp_path, shared_run):
+def test_a_history_and_its_metadata_are_one_file_written_at_once(tmp_path, shared_run, monkeypatch):
     store = RunStore(tmp_path)
     run_id = saved_run(store, shared_run)
-    (tmp_path / run_id / "meta.json").unlink()  # a save killed between history.npz and meta.json
+    assert not (tmp_path / run_id / "meta.json").exists()
+    writes = []
+    real = store_module._write_atomic
+    monkeypatch.setattr(
+        store_module, "_write_atomic", lambda path, data: (writes.append(path.name), real(path, data))
+    )
+    store.save_history(run_id, fold(shared_run.events))
+    assert writes == ["history.npz"]  # a save killed at any moment leaves the old file or the new one
     back = store.load_history(run_id)
     assert back.steps_done == 134 and len(back.evals) == len(fold(shared_run.events).evals)
+
+
+def test_a_folder_saved_with_meta_json_beside_its_history_still_reads(tmp_path, shared_run):
+    store = RunStore(tmp_path)
+    run_id = saved_run(store, shared_run)
+    history = fold(shared_run.events)
+    np.savez(tmp_path / run_id / "history.npz", **history.to_arrays())  # the layout before: two files
+    (tmp_path / run_id / "meta.json").write_text(
+        json.dumps(history.meta(), default=store_module._json_default)
+    )
+    back = store.load_history(run_id)
+    assert back.steps_done == 134 and len(back.evals) == len(history.evals)
+    (tmp_path / run_id / "meta.json").unlink()  # and without it, the curves alone
+    assert store.load_history(run_id).steps_done == 134
 
 
 def test_weights_without_model_json_are_no_model(tmp_path, shared_run):
