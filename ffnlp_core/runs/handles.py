@@ -7,6 +7,7 @@ trained in this process and in worker processes alike.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -122,6 +123,7 @@ class Job(RunHandle):
         self.write_problem: str | None = None  # why the runs folder refused a save (the run then fails)
         self.on_disk = False  # its final state is saved: memory may let it go and read it back
         self.saved_at = self.checkpoint_at = time.monotonic()  # its last periodic save, weights checkpoint
+        self.stop_checked_at = self.saved_at  # its last look for a stop asked on another server
 
     @property
     def model(self) -> FeedForwardClassifier | None:
@@ -208,6 +210,7 @@ class StoredRun(RunHandle):
 
     def __init__(self, store: RunStore, run_id: str):
         """Raises RunReadError (a ValueError) only when config.json is missing or broken."""
+        self.read_at = time.monotonic()  # a run another server trains is read again when stale
         status = store.status(run_id)
         self.run_id, self.store = run_id, store
         self.status = status.get("status", "interrupted")
@@ -225,6 +228,12 @@ class StoredRun(RunHandle):
         self._model = self._vectorizer = None
         self.model_problem: str | None = None  # why the saved model could not be loaded
         self._texts = store.load_texts(run_id)  # {"classes": [...], "dev": {row: [text, label]}}
+
+    def request_stop(self) -> None:
+        """A live run of another server sharing the runs folder: ask that server to stop it."""
+        if self.status in ("queued", "running"):
+            with contextlib.suppress(OSError):
+                self.store.request_stop(self.run_id)
 
     @property
     def class_names(self) -> list[str]:

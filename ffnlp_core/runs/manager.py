@@ -135,9 +135,11 @@ class JobManager:
         if job is not None:
             return job
         with self.lock:
-            if run_id in self._stored:
+            stored = self._stored.get(run_id)
+            # a run another server trains (a shared runs folder) is read again once a second
+            if stored is not None and (stored.done or time.monotonic() - stored.read_at < 1.0):
                 self._stored.move_to_end(run_id)
-                return self._stored[run_id]
+                return stored
         try:
             if not (self.store.folder(run_id) / "config.json").exists():
                 return None
@@ -184,7 +186,10 @@ class JobManager:
 
     def stop(self, run_id: str) -> None:
         job = self.get(run_id)
-        if job is None:
+        if job is None:  # a run of another server sharing the runs folder: ask that server
+            stored = self.open_run(run_id)
+            if stored is not None:
+                stored.request_stop()
             return
         job.request_stop()
         with self.lock:
@@ -330,6 +335,7 @@ class JobManager:
     def _watch(self) -> None:
         """Stop runs whose page has not polled for heartbeat_timeout seconds (the tab was closed)."""
         while not self._closed.wait(min(5.0, self.heartbeat_timeout / 4)):
+            self.writer.tick()  # this server's heartbeat; runs that stopped servers left live
             if self.writer.pending():
                 self.check_store()  # recover by itself once space is back
             now = time.monotonic()
@@ -355,3 +361,4 @@ class JobManager:
                 job.thread.join(timeout)
         if self.pool is not None:
             self.pool.close(timeout)
+        self.writer.close()

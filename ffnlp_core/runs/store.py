@@ -231,6 +231,35 @@ class RunStore:
         runs = [listing(folder) for folder in folders]
         return sorted(runs, key=lambda r: r["created"], reverse=True)
 
+    # --- servers sharing this folder (see writer.py) ---------------------------------------------
+    def beat(self, server: str) -> None:
+        folder = self.root / ".servers"
+        folder.mkdir(parents=True, exist_ok=True)
+        _write_atomic(folder / server, str(time.time()).encode())
+
+    def unbeat(self, server: str) -> None:
+        (self.root / ".servers" / server).unlink(missing_ok=True)
+
+    def servers_alive(self, within: float) -> set[str]:
+        """Servers whose heartbeat file is younger than `within` seconds."""
+        try:
+            beats = list((self.root / ".servers").iterdir())
+        except OSError:
+            return set()
+        now, alive = time.time(), set()
+        for path in beats:
+            with contextlib.suppress(OSError):
+                if now - path.stat().st_mtime < within:
+                    alive.add(path.name)
+        return alive
+
+    def request_stop(self, run_id: str) -> None:
+        """Ask the server training this run to stop it (its writer looks every second)."""
+        _write_atomic(self.folder(run_id) / "stop.request", b"")
+
+    def stop_requested(self, run_id: str) -> bool:
+        return (self.folder(run_id) / "stop.request").exists()
+
     def mark_interrupted(self, only: set[str] | None = None) -> list[str]:
         """After a server restart: runs that were queued or running (of `only`, if given) cannot go on;
         say so. Raises OSError when the runs folder refuses the write (the job manager tries again)."""
@@ -238,7 +267,9 @@ class RunStore:
         for run in self.list_runs():
             if run.get("status") in LIVE and (only is None or run["id"] in only):
                 self.set_status(
-                    run["id"], "interrupted", reason="the server restarted while this run was live"
+                    run["id"],
+                    "interrupted",
+                    reason="the server training this run stopped or restarted while it was live",
                 )
                 marked.append(run["id"])
         return marked

@@ -8,6 +8,11 @@ only the run that wrote, with a sentence the teacher can act on (`problem`), and
 could not write (runs a previous server left live, finished runs' final saves) until `recover` finds the
 folder taking writes again.
 
+Several web servers may share one runs folder (FFNLP_RUNS_DIR on a shared disk, FFNLP_WORKERS=ray): each
+writer names its server in the status of the runs it starts and touches `.servers/<server>` every
+BEAT_SECONDS; a live run is an orphan (marked `interrupted`) only once its server has been silent for
+DEAD_AFTER_SECONDS, and a Stop pressed on another server reaches the run through a `stop.request` file.
+
 `FolderSaver` is the command line's `--save`: the same files for one run folder, checkpointed while the
 run trains (status `interrupted` with what the checkpoint holds, until the final save replaces it), so a
 kill -9 loses at most CHECKPOINT_SECONDS of training.
@@ -16,6 +21,9 @@ kill -9 loses at most CHECKPOINT_SECONDS of training.
 from __future__ import annotations
 
 import contextlib
+import os
+import secrets
+import socket
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,12 +37,11 @@ if TYPE_CHECKING:
 
 SAVE_EVERY_SECONDS = 5.0  # the history of a training run
 CHECKPOINT_SECONDS = 30.0  # its weights (a model can be large: less often)
-KEEP_WEIGHTS = (
-    "finished",
-    "stopped",
-    "failed",
-    "diverged",
-)  # end states whose last (finite) weights are saved
+# end states whose last (finite) weights are saved
+KEEP_WEIGHTS = ("finished", "stopped", "failed", "diverged")
+BEAT_SECONDS = 10.0  # a server says it is alive this often (.servers/<server>)
+DEAD_AFTER_SECONDS = 60.0  # a server silent this long has stopped: its live runs are orphans
+STOP_CHECK_SECONDS = 1.0  # a training run looks for a stop asked on another server this often
 
 
 class RunWriter:
@@ -44,8 +51,42 @@ class RunWriter:
         self.store = store
         self.problem: str | None = None
         self.unsaved: dict[str, Job] = {}  # finished runs whose final save the runs folder refused
-        # runs a previous server left live: marked interrupted now, or once the folder takes writes
-        self.orphans = {r["id"] for r in store.list_runs() if r.get("status") in LIVE}
+        self.server = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        self.beat_at = self.scan_at = 0.0
+        self.beat()
+        # runs a stopped server left live: marked interrupted now, or once the folder takes writes
+        self.orphans = self.find_orphans()
+
+    # --- servers sharing the folder -------------------------------------------------------------
+    def beat(self) -> None:
+        """Say this server is alive (a folder that refuses it: the other checks say so)."""
+        self.beat_at = time.monotonic()
+        with contextlib.suppress(OSError):
+            self.store.beat(self.server)
+
+    def find_orphans(self) -> set[str]:
+        """Live runs on disk whose server is gone (or unnamed: saved before servers were named)."""
+        self.scan_at = time.monotonic()
+        alive = self.store.servers_alive(DEAD_AFTER_SECONDS)
+        return {
+            r["id"]
+            for r in self.store.list_runs()
+            if r.get("status") in LIVE and r.get("server") != self.server and r.get("server") not in alive
+        }
+
+    def tick(self) -> None:
+        """The watchdog's call: beat, and now and then look for runs that other servers left live."""
+        now = time.monotonic()
+        if now - self.beat_at >= BEAT_SECONDS:
+            self.beat()
+        if now - self.scan_at >= DEAD_AFTER_SECONDS / 2:
+            with contextlib.suppress(OSError):
+                self.orphans |= self.find_orphans()
+
+    def close(self) -> None:
+        """This server stops: its heartbeat goes (runs it leaves live are orphans at once)."""
+        with contextlib.suppress(OSError):
+            self.store.unbeat(self.server)
 
     def refused(self, exc: OSError) -> str:
         """The runs folder refused a write: remember why and return it."""
@@ -78,13 +119,14 @@ class RunWriter:
         """The run's folder (config, status `queued`); the reason when the folder refused it."""
         try:
             self.store.create(job.run_id, job.cfg, owner=job.owner, label=job.label)
+            self.store.set_status(job.run_id, "queued", server=self.server)
         except OSError as exc:
             return self.refused(exc)
         return None
 
     def started(self, job: Job, started: float) -> str | None:
         try:
-            self.store.set_status(job.run_id, "running", started=started)
+            self.store.set_status(job.run_id, "running", started=started, server=self.server)
         except OSError as exc:
             return self.refused(exc)
         return None
@@ -93,6 +135,11 @@ class RunWriter:
         """The periodic save, when due: the history, and the weights every CHECKPOINT_SECONDS. When the
         folder refuses it the run stops and fails with the reason (job.write_problem)."""
         now = time.monotonic()
+        if now - job.stop_checked_at >= STOP_CHECK_SECONDS:
+            job.stop_checked_at = now
+            if self.store.stop_requested(job.run_id) and not job.stop_event.is_set():
+                job.reason = "stopped from another server"
+                job.request_stop()
         if job.write_problem is not None or now - job.saved_at < SAVE_EVERY_SECONDS:
             return
         job.saved_at = now
