@@ -89,4 +89,25 @@ CASES = [
         label_column="label",
     ),
     Case("vocabulary empty after min_df", csv(rows(20)), error="min_df", min_df=50),
+    Case(
+        "utf-16 without a BOM",
+        csv(rows(20, text=lambda i: f"naïve café comment {i}"), encoding="utf-16-le"),
+        kept=20,
+    ),
+    Case("labels beyond int64", csv(rows(20, label=lambda i: ["1e20", "2e20"][i % 2])), kept=20),
+    Case(
+        "numbers where the text should be",
+        csv([f"{i * 7.5},{['pos', 'neg'][i % 2]}" for i in range(20)]),
+        error="holds numbers",
+    ),
+    Case(
+        "a column name with a line break",
+        csv(rows(20, label=lambda i: 1), header='text,"bad\r\nname"'),
+        error="holds only '1'",
+    ),
+    Case(
+        "a column name in Markdown",
+        csv(rows(20, label=lambda i: 1), header="text,[answers](https://x.y)"),
+        error="holds only '1'",
+    ),
 ]

@@ -47,6 +47,11 @@ def test_accents_quotes_and_long_comments_come_through_exactly():
     assert load(by_name["utf-16"])[0].texts[1] == "naïve café comment 1"
     assert load(by_name["quoted newlines and quotes"])[0].texts[2] == 'line one 2\nline "two" here'
     assert len(load(by_name["a 100,000-character comment"])[0].texts[3]) == 100_000
+    assert load(by_name["utf-16 without a BOM"])[0].texts[1] == "naïve café comment 1"
+    assert load(by_name["labels beyond int64"])[1].class_names == [
+        "100000000000000000000",
+        "200000000000000000000",
+    ]
 
 
 @pytest.mark.slow
@@ -158,3 +163,12 @@ def test_app_shows_the_message_and_keeps_the_previous_data(app, case):
     assert kept(at) == "4,000"  # still the built-in comments
     assert ws.dataset is not None and ws.dataset.summary()["train_examples"] == 3200
     assert ws.run_ids == ["20990101-000000-keep00"]
+
+
+def test_app_shows_a_markdown_column_name_as_typed(app):
+    """A column named like a Markdown link is shown as text in the error box, never as a link."""
+    case = next(c for c in CASES if c.name == "a column name in Markdown")
+    app.segmented_control(key="data_mode").set_value("upload").run()
+    app.file_uploader(key="data_upload").set_value(("upload.csv", case.data, "text/csv")).run()
+    errors = " ".join(e.value for e in app.error)
+    assert "holds only '1'" in errors and "[answers](" not in errors

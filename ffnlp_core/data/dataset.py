@@ -10,7 +10,7 @@ import scipy.sparse as sp
 
 from ..config import DataConfig
 from . import samples
-from .errors import DataError
+from .errors import DataError, shown
 from .features import BagOfWords
 from .labels import LabeledTexts, load_labeled, stratified_split
 
@@ -71,7 +71,9 @@ def load_source(cfg: DataConfig, upload: bytes | None = None, name: str = "the f
     if cfg.source.startswith("builtin:"):
         key = cfg.source.split(":", 1)[1]
         if key not in samples.SAMPLES:
-            raise DataError(f"unknown built-in data set {key!r}; choose one of {list(samples.SAMPLES)}")
+            raise DataError(
+                f"unknown built-in data set '{shown(key)}'; choose one of {list(samples.SAMPLES)}"
+            )
         return load_labeled(
             samples.sample_csv_bytes(key), cfg.text_column, cfg.label_column, name=f"built-in {key}"
         )
@@ -111,7 +113,8 @@ def named(labeled: LabeledTexts, names: dict[str, str]) -> LabeledTexts:
         return labeled
     renamed = [names.get(c, c).strip() for c in labeled.class_names]
     if len(set(renamed)) < len(renamed):
-        raise DataError(f"two classes would have the same name: {renamed}; give each class its own name")
+        same = ", ".join(f"'{shown(n)}'" for n in sorted({n for n in renamed if renamed.count(n) > 1})[:5])
+        raise DataError(f"two classes would have the same name ({same}); give each class its own name")
     return replace(labeled, class_names=renamed)
 
 
@@ -139,7 +142,8 @@ def subsample_class(
     if name is None or keep >= 1.0:
         return train_idx
     if name not in labeled.class_names:
-        raise DataError(f"no class named {name!r} to subsample; the classes are {labeled.class_names}")
+        classes = ", ".join(f"'{shown(c)}'" for c in labeled.class_names)
+        raise DataError(f"no class named '{shown(name)}' to subsample; the classes are {classes}")
     c = labeled.class_names.index(name)
     of_class = train_idx[labeled.labels[train_idx] == c]
     n_keep = max(1, int(round(keep * len(of_class))))
