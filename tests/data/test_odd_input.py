@@ -257,3 +257,14 @@ def test_long_user_values_are_cut_and_never_leak_the_marks():
     error = error_of(one_class_csv("x" * 70))
     assert "'" + "x" * 57 + "...'" in str(error)
     assert "\ue000" not in str(error) and "\ue001" not in str(error)
+
+
+def test_the_readers_file_limit_is_the_servers_upload_limit():
+    """One limit: a file the upload widget takes is one the reader reads (.streamlit/config.toml)."""
+    import tomllib
+    from pathlib import Path
+
+    from ffnlp_core.data.reading import MAX_FILE_BYTES
+
+    config = tomllib.loads((Path(__file__).resolve().parents[2] / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["maxUploadSize"] * 2**20 == MAX_FILE_BYTES
