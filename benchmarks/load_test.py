@@ -1,9 +1,11 @@
 """Load test: a class of 30 sessions on one server, each starting a run at the same moment.
 
     python benchmarks/load_test.py [--sessions 30] [--epochs 20] [--clients ws|chromium] [--quiet 20]
-        [--no-browser-probe] [--max-concurrent N] [--py-spy FILE]
+        [--no-browser-probe] [--max-concurrent N] [--py-spy FILE] [--backend process|ray|both]
 
-Starts `streamlit run app.py` (training in worker processes, one per core, as served), measures a quiet
+Starts `streamlit run app.py` (training in worker processes, one per core, as served; `--backend ray`:
+in Ray actors of a local Ray instance the server starts, FFNLP_WORKERS=ray; `both`: one after the other
+in the same run, the same class on each, and the figures side by side), measures a quiet
 baseline for `--quiet` seconds, then opens one session per student on /train, sets the epochs and clicks
 Start in all of them at once. The sessions stay on the page as a student would, their live views
 refreshing, until every run is over. Meanwhile it measures, each figure per phase (quiet / opening /
@@ -14,8 +16,9 @@ training) so the loaded figures have their baseline from the same run:
   -> page drawn, i.e. `script_finished`), a real Chromium navigating /data, /model, /train, / (time until
   the page settled), and plain HTTP answers (health check and the app's page); the worst of each with
   its phase and time;
-- resources: peak RSS of the server and its worker processes, their thread counts, and the load clients'
-  own CPU time (they share this machine's cores with the server).
+- resources: peak RSS of the server and its worker processes (all together, and each process's own peak
+  by kind: server, worker, ray::Trainer, raylet, gcs_server, ...), their thread counts, and the load
+  clients' own CPU time (they share this machine's cores with the server).
 
 `--clients ws` (default) simulates each student's tab with `ws_session.WsSession`, which speaks
 Streamlit's websocket protocol like the browser (widget values, fragment timers, message cache) at a
@@ -23,13 +26,15 @@ fraction of a browser's CPU: in a class each browser runs on its own laptop, so 
 server's own 2 cores would measure the browsers, not the server. `--clients chromium` does that anyway,
 for comparison; it cannot give them a lower priority: Chromium sets its own threads back to nice 0
 (seen with `ps -eLo ni,comm` under `nice -n 19`), so they compete with the server at equal weight. `--py-spy FILE` records the server's stacks (py-spy must be
-installed; it is not a requirement). Prints a summary and one JSON line; exit 1 when a run was lost.
+installed; it is not a requirement). Prints a summary and one JSON line (with `both`: {"process": ...,
+"ray": ...}); exit 1 when a run was lost.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -59,21 +64,65 @@ PROBE_PATHS = ("/data", "/model", "/train", "/")
 DONE = ("finished", "failed", "stopped", "interrupted")
 
 
-def tree(pid: int) -> tuple[float, int, int, list[int]]:
-    """(RSS of a process and its children in MB, processes, threads, threads of each child)."""
+def kind(proc: psutil.Process, root: int) -> str:
+    """What a process of the server's tree is: server, worker (a spawned training or UMAP process), or
+    Ray's own (ray::Trainer is a worker actor, raylet, gcs_server, ...)."""
+    if proc.pid == root:
+        return "server"
+    try:
+        cmd = proc.cmdline()
+    except psutil.Error:
+        return "?"
+    if cmd and cmd[0].startswith("ray::"):
+        return cmd[0].split(".")[0].split()[0]  # ray::Trainer.train -> ray::Trainer, ray::IDLE
+    if any("spawn_main" in c for c in cmd):
+        return "worker"  # a training process (or the UMAP one)
+    if any("resource_tracker" in c for c in cmd):
+        return "resource tracker"
+    if any("/ray/" in c for c in cmd):  # raylet, gcs_server, Ray's Python helpers
+        exe = next((c for c in cmd if "/ray/" in c), cmd[0])
+        return "ray:" + Path(exe).name.removesuffix(".py")
+    return " ".join([Path(cmd[0]).name, *cmd[1:3]]).splitlines()[0][:40] if cmd else proc.name()
+
+
+def tree(pid: int) -> tuple[float, int, int, list[int], dict[int, tuple[str, float]]]:
+    """(RSS of a process and its children in MB, processes, threads, threads of each child,
+    {pid: (kind, RSS in MB)})."""
     try:
         root = psutil.Process(pid)
         procs = [root, *root.children(recursive=True)]
-        alive = [p for p in procs if p.is_running()]
-        rss = sum(p.memory_info().rss for p in alive)
+        alive, each = [], {}
+        for p in procs:
+            try:
+                each[p.pid] = (kind(p, pid), p.memory_info().rss / 1e6, p.num_threads())
+                alive.append(p)
+            except psutil.Error:  # gone meanwhile
+                pass
         return (
-            rss / 1e6,
+            sum(rss for _, rss, _ in each.values()),
             len(alive),
-            sum(p.num_threads() for p in alive),
-            [p.num_threads() for p in alive[1:]],
+            sum(n for _, _, n in each.values()),
+            [n for q, (_, _, n) in each.items() if q != pid],
+            {q: (k, rss) for q, (k, rss, _) in each.items()},
         )
     except psutil.Error:
-        return 0.0, 0, 0, []
+        return 0.0, 0, 0, [], {}
+
+
+def peaks_by_kind(samples: list[tuple]) -> dict[str, dict]:
+    """Each process's own peak RSS (MB), grouped by kind: {kind: {"processes", "max_mb", "sum_mb"}}."""
+    peak: dict[int, tuple[str, float]] = {}
+    for *_, each in samples:
+        for pid, (k, rss) in each.items():
+            if rss > peak.get(pid, ("", 0.0))[1]:
+                peak[pid] = (k, rss)
+    kinds: dict[str, dict] = {}
+    for k, rss in peak.values():
+        row = kinds.setdefault(k, {"processes": 0, "max_mb": 0.0, "sum_mb": 0.0})
+        row["processes"] += 1
+        row["max_mb"] = round(max(row["max_mb"], rss), 1)
+        row["sum_mb"] = round(row["sum_mb"] + rss, 1)
+    return dict(sorted(kinds.items(), key=lambda kv: -kv[1]["sum_mb"]))
 
 
 def summary(values: list[float]) -> dict:
@@ -122,7 +171,7 @@ class Monitor:
 
     def __init__(self, server: Server, probes: Probes):
         self.server, self.probes, self.stop = server, probes, threading.Event()
-        self.rss: list[tuple[float, int, int, list[int]]] = []
+        self.rss: list[tuple] = []  # tree() samples
         threading.Thread(target=self._sample, daemon=True).start()
         threading.Thread(target=self._time_http, daemon=True).start()
 
@@ -299,26 +348,72 @@ def main(argv: list[str] | None = None) -> int:
         "--max-concurrent", default="", help="runs training at once (default: one per core, as served)"
     )
     parser.add_argument("--timeout", type=float, default=900)
-    report = run(parser.parse_args(argv))
-    for k, v in report.items():
-        if isinstance(v, dict):
-            v = "  ".join(f"{a} {b:.2f}" if isinstance(b, float) else f"{a} {b}" for a, b in v.items())
-        print(f"{k:>32}: {v:.2f}" if isinstance(v, float) else f"{k:>32}: {v}")
-    print(json.dumps(report))
-    return 0 if report["runs_lost_or_failed"] == 0 else 1
+    parser.add_argument(
+        "--backend",
+        choices=("process", "ray", "both"),
+        default="process",
+        help="where runs train: worker processes, Ray actors (a local Ray instance), or both in turn",
+    )
+    args = parser.parse_args(argv)
+    backends = ("process", "ray") if args.backend == "both" else (args.backend,)
+    reports = {b: run(args, b) for b in backends}
+    for b, report in reports.items():
+        print(f"--- backend: {b}")
+        for k, v in report.items():
+            if isinstance(v, dict):
+                v = "  ".join(f"{a} {c:.2f}" if isinstance(c, float) else f"{a} {c}" for a, c in v.items())
+            print(f"{k:>32}: {v:.2f}" if isinstance(v, float) else f"{k:>32}: {v}")
+    if len(reports) > 1:
+        print(side_by_side(reports))
+    print(json.dumps(reports if len(reports) > 1 else reports[backends[0]]))
+    return 0 if all(r["runs_lost_or_failed"] == 0 for r in reports.values()) else 1
 
 
-def run(args: argparse.Namespace) -> dict:
-    """One load test; returns the report (see the module docstring)."""
+SIDE_BY_SIDE = (  # (label, figure of a report)
+    ("runs finished", lambda r: f"{r['runs_finished']}/{r['sessions']}"),
+    ("all done after the clicks (s)", lambda r: f"{r['all_done_seconds']:.1f}"),
+    ("server up (s)", lambda r: f"{r['server_up_seconds']:.1f}"),
+    (
+        "new visitor page, training: median (s)",
+        lambda r: f"{r['visitor_training_seconds'].get('median', 0):.2f}",
+    ),
+    ("new visitor page, training: max (s)", lambda r: f"{r['visitor_training_seconds'].get('max', 0):.2f}"),
+    ("new visitor page, quiet: median (s)", lambda r: f"{r['visitor_quiet_seconds'].get('median', 0):.2f}"),
+    ("sessions that showed the queue", lambda r: str(r["sessions_that_showed_the_queue"])),
+    ("peak RSS, all processes (MB)", lambda r: f"{r['peak_rss_mb']:.0f}"),
+    ("processes at the peak", lambda r: str(r["processes_at_peak"])),
+)
+
+
+def side_by_side(reports: dict[str, dict]) -> str:
+    """The two backends' headline figures, one row each, and each process kind's peak memory."""
+    names = list(reports)
+    lines = [f"{'':>40}  " + "  ".join(f"{n:>12}" for n in names)]
+    for label, figure in SIDE_BY_SIDE:
+        lines.append(f"{label:>40}  " + "  ".join(f"{figure(reports[n]):>12}" for n in names))
+    for n in names:
+        for k, row in reports[n]["peak_rss_by_kind_mb"].items():
+            lines.append(
+                f"{n:>8} {k:>31}  {row['processes']:>3} process(es), peak {row['max_mb']:.0f} MB each at most"
+            )
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace, backend: str = "process") -> dict:
+    """One load test on one backend; returns the report (see the module docstring)."""
     tmp = Path(tempfile.mkdtemp(prefix="ffnlp-load-"))
     (tmp / "runs").mkdir()
-    server = Server(tmp / "runs", env={"FFNLP_MAX_CONCURRENT": str(args.max_concurrent)})
-    print(f"server up in {server.ready_seconds:.1f} s on port {server.port}", file=sys.stderr)
+    env = {"FFNLP_MAX_CONCURRENT": str(args.max_concurrent)}
+    if backend == "ray":  # a local Ray instance, started by the server's first slot (127.0.0.1 only)
+        env |= {"FFNLP_WORKERS": "ray", "FFNLP_RAY_ADDRESS": "", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    started_at = time.time() - 1.0
+    server = Server(tmp / "runs", env=env)
+    print(f"[{backend}] server up in {server.ready_seconds:.1f} s on port {server.port}", file=sys.stderr)
     store = RunStore(tmp / "runs")
     probes = Probes()
     mon = Monitor(server, probes)
-    report: dict = {"sessions": args.sessions, "epochs": args.epochs, "clients": args.clients}
-    report["cores"] = os.cpu_count()
+    report: dict = {"backend": backend, "sessions": args.sessions, "epochs": args.epochs}
+    report |= {"clients": args.clients, "cores": os.cpu_count(), "server_up_seconds": server.ready_seconds}
     spy = None
     if args.py_spy:
         spy = subprocess.Popen(
@@ -350,6 +445,7 @@ def run(args: argparse.Namespace) -> dict:
             spy.wait(30)
         time.sleep(0.6)
         server.stop()
+        stop_leftovers(mon.rss, server.proc.pid, started_at)
     report["load_client_cpu_seconds"] = time.process_time() - cpu0
     final = [r.get("status") for r in store.list_runs()]
     report["runs"] = len(final)
@@ -359,12 +455,35 @@ def run(args: argparse.Namespace) -> dict:
         for phase in ("quiet", "opening", "training"):
             report[f"{probe}_{phase}_seconds"] = summary(probes.of(probe, phase))
         report[f"{probe}_worst"] = probes.worst(probe)
-    peak = max(mon.rss, key=lambda s: s[0]) if mon.rss else (0.0, 0, 0, [])
+    peak = max(mon.rss, key=lambda s: s[0]) if mon.rss else (0.0, 0, 0, [], {})
     report["peak_rss_mb"] = peak[0]
     report["processes_at_peak"], report["threads_at_peak"] = peak[1], peak[2]
     report["worker_threads_at_peak"] = peak[3]
+    report["peak_rss_by_kind_mb"] = peaks_by_kind(mon.rss)
     report["errors"] = probes.errors[:5]
     return report
+
+
+def stop_leftovers(samples: list[tuple], server_pid: int, since: float, wait: float = 15.0) -> None:
+    """End the processes of the server's tree that outlived it (a local Ray instance's, should the server
+    not have shut it down), by their pids as sampled (and started after `since`), never by name."""
+    pids = {pid for *_, each in samples for pid in each if pid != server_pid}
+    alive = []
+    for pid in pids:
+        try:
+            proc = psutil.Process(pid)
+            orphan = proc.ppid() == 1 or proc.parent() is None or proc.parent().pid in pids
+            if orphan and proc.create_time() >= since:  # not a reused pid
+                alive.append(proc)
+        except psutil.Error:
+            pass
+    deadline = time.monotonic() + wait
+    while alive and time.monotonic() < deadline:  # Ray shuts its own processes down first
+        alive = [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        time.sleep(0.5)
+    for proc in alive:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
 
 
 if __name__ == "__main__":
