@@ -8,6 +8,12 @@ Adam 1e-3) for one epoch on the Davidson tweets with the binary target (hate/off
 of time spent in training steps (the lecture's: its batch loop including the DataLoader; ours: the engine's
 own figure, which includes batch preparation and gradient probes but not evaluation). Runs alternate
 (baseline, ours, baseline, ours, ...) and the median of each is reported; the last line is one JSON object.
+
+Beside the speed it prints ours as GFLOP/s (the arithmetic a training example needs: for the sparse first
+layer 2 x 2 x nnz x width, forward and weight gradient; for each dense layer 3 x 2 x in x out, forward,
+weight gradient and input gradient; the optimizer not counted) and the machine's measured float32 matmul
+peak (NumPy's BLAS, 1024 x 1024, on one thread and on all), so the figures say how much of the hardware a
+run uses. `--device cuda` needs a CUDA GPU; without one it says so in one line and exits with status 2.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ import statistics
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -55,6 +63,32 @@ def run_ours(ds, batch_size: int, probe_every: int = 0, seed: int = 0, device: s
     }
 
 
+def train_flops_per_example(ds, hidden_sizes: list[int], n_classes: int) -> float:
+    """FLOPs of one training example (forward and backward, see the module's docstring)."""
+    nnz = ds.x_train.nnz / ds.x_train.shape[0]  # words per comment (with counts > 1 as one entry)
+    widths = [*hidden_sizes, n_classes]
+    dense = sum(3 * 2 * a * b for a, b in zip(widths, widths[1:], strict=False))
+    return 2 * 2 * nnz * widths[0] + dense
+
+
+def matmul_peak(threads: int | None, n: int = 1024, repeats: int = 5) -> float:
+    """Best float32 n x n matmul rate of NumPy's BLAS, in GFLOP/s (threads None: BLAS's default)."""
+    from threadpoolctl import threadpool_limits
+
+    a = np.random.default_rng(0).random((n, n), dtype=np.float32)
+    out = np.empty_like(a)
+    with threadpool_limits(threads, user_api="blas"):
+        np.matmul(a, a, out=out)  # warm-up
+        best = min(_timed(lambda: np.matmul(a, a, out=out)) for _ in range(repeats))
+    return 2 * n**3 / best / 1e9
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--csv", default=str(DEFAULT_CSV))
@@ -67,6 +101,15 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(args.csv).exists():
         print(f"no CSV at {args.csv}; pass --csv", file=sys.stderr)
         return 2
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            print(
+                "--device cuda: no CUDA GPU on this machine (run it on one, or use --device cpu)",
+                file=sys.stderr,
+            )
+            return 2
     texts, labels = load_davidson_like(args.csv, binary=True)
     train_texts, train_labels, dev_texts, dev_labels = split(texts, labels)
     cfg = RunConfig()
@@ -75,14 +118,23 @@ def main(argv: list[str] | None = None) -> int:
         train_texts, train_labels, dev_texts, dev_labels, ["neither", "hate/offensive"], cfg.data
     )
     print(f"{args.csv}: {len(train_texts):,} train / {len(dev_texts):,} dev, vocabulary {ds.vocab_size:,}")
+    flops = train_flops_per_example(ds, cfg.model.hidden_sizes, ds.n_classes)
+    peak_1, peak_all = matmul_peak(1), matmul_peak(None)
+    print(
+        f"training: {flops / 1e6:.3f} MFLOP per example; float32 matmul peak here (NumPy BLAS, 1024x1024): "
+        f"{peak_1:.0f} GFLOP/s on 1 thread, {peak_all:.0f} on all"
+    )
     print(
         f"{'batch':>5} {'lecture ex/s':>13} {'ffnlp ex/s':>11} {'ratio':>6} {'lecture dev':>12} {'ffnlp dev':>10}"
+        f" {'GFLOP/s':>8}"
     )
     report = {
         "csv": args.csv,
         "device": args.device,
         "vocab_size": ds.vocab_size,
         "repeats": args.repeats,
+        "train_mflop_per_example": flops / 1e6,
+        "matmul_peak_gflops": {"one_thread": peak_1, "all_threads": peak_all},
         "batches": {},
     }
     for bs in [int(b) for b in args.batch_sizes.split(",")]:
@@ -101,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         o_acc = statistics.median(r["dev_accuracy"] for r in ours)
         print(
             f"{bs:>5} {b_rate:>13,.0f} {o_rate:>11,.0f} {o_rate / b_rate:>5.1f}x {b_acc:>12.4f} {o_acc:>10.4f}"
+            f" {o_rate * flops / 1e9:>8.1f}"
         )
         report["batches"][bs] = {
             "lecture_examples_per_second": b_rate,
@@ -109,9 +162,15 @@ def main(argv: list[str] | None = None) -> int:
             "lecture_dev_accuracy": b_acc,
             "ffnlp_dev_accuracy": o_acc,
             "accuracy_gap": o_acc - b_acc,
+            "ffnlp_gflops": o_rate * flops / 1e9,
             "lecture_runs": [r["examples_per_second"] for r in base],
             "ffnlp_runs": [r["examples_per_second"] for r in ours],
         }
+    ratios = [b["ratio"] for b in report["batches"].values()]
+    gaps = [abs(b["accuracy_gap"]) for b in report["batches"].values()]
+    print(
+        f"slowest ratio {min(ratios):.1f}x (target 15x); largest dev accuracy gap {100 * max(gaps):.2f} points"
+    )
     print(json.dumps(report))
     return 0
 

@@ -5,6 +5,12 @@ It computes the same function and the same gradients as `loss.backward()` on `Fe
 (tests check both against torch.autograd); it exists because at batch 32 PyTorch's per-operation
 overhead, not arithmetic, dominates a step (see benchmarks/bench_train.py). The parameters stay torch
 tensors: the model is an ordinary nn.Module before, during and after training.
+
+Where a large batch's time goes (profiled at batch 512 on 2 cores, benchmarks/bench_train.py): the dense
+(B, 100) x (100, 100) matmuls, the touched rows' optimizer update, the sparse first layer. So: the matmuls run
+through NumPy's BLAS on one thread (two threads wait on each other on a busy machine: 10x slower), write
+into buffers kept from step to step, the epoch's rows are permuted once into contiguous arrays by a kernel
+(no scipy copy, no dtype conversions per epoch), and the softmax, loss and its gradient are one kernel.
 """
 
 from __future__ import annotations
@@ -18,11 +24,6 @@ from ..nn.activations import ACTIVATIONS
 from ..nn.model import FeedForwardClassifier
 from . import kernels
 from .probes import Probe, slope_stats
-
-_SQRT2 = np.float32(np.sqrt(2.0))
-
-
-_INV_SQRT_2PI = np.float32(1.0 / np.sqrt(2.0 * np.pi))
 
 
 class FastCpuStepper:
@@ -82,25 +83,44 @@ class FastCpuStepper:
             )
         self.layer_numel = np.array([self.w0.size] + [w.size for w, _, _, _ in self.dense], np.float64)
 
-    def begin_epoch(self, x: sp.csr_matrix, y: np.ndarray) -> None:
-        """x, y: the training rows in this epoch's order."""
-        self.indptr = x.indptr.astype(np.int64)
-        self.indices = x.indices.astype(np.int64)
-        self.data = x.data.astype(np.float32)
-        self.y = y
-        n_classes = self.model.n_classes
-        self.onehot = np.eye(n_classes, dtype=np.float32)[y]
+    def begin_epoch(self, x: sp.csr_matrix, y: np.ndarray, order: np.ndarray | None = None) -> None:
+        """The epoch's training rows are x[order], y[order] (order None: as they are), copied once into
+        buffers kept from epoch to epoch, so that each batch is one contiguous run of rows."""
+        order = np.arange(x.shape[0], dtype=np.int64) if order is None else np.asarray(order, np.int64)
+        n, nnz = len(order), x.nnz
+        if getattr(self, "indptr", None) is None or len(self.indptr) != n + 1 or len(self.indices) != nnz:
+            self.indptr = np.empty(n + 1, np.int64)
+            self.indices = np.empty(nnz, np.int64)
+            self.data = np.empty(nnz, np.float32)
+        src_data = x.data if x.data.dtype == np.float32 else x.data.astype(np.float32)
+        kernels.permute_rows(x.indptr, x.indices, src_data, order, self.indptr, self.indices, self.data)
+        self.y = np.ascontiguousarray(y[order], dtype=np.int64)
+
+    def _buffers(self, b: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Pre-activations zs[i] (b, width_i) and gradient scratch dzs[i] of the same shapes, reused from
+        step to step (a fresh (512, 100) array each time costs page faults, not arithmetic)."""
+        if getattr(self, "_cap", 0) < b:
+            widths = [self.w0.shape[1]] + [w.shape[0] for w, _, _, _ in self.dense]
+            self._cap = b
+            self._zs = [np.empty((b, n), np.float32) for n in widths]
+            self._dzs = [np.empty((b, n), np.float32) for n in widths]
+        return [z[:b] for z in self._zs], [d[:b] for d in self._dzs]
 
     def step(self, start: int, stop: int, probe: bool = False) -> tuple[float, int, Probe | None]:
-        """Train on rows start..stop-1. Returns (mean loss, correct predictions, probe or None)."""
+        """Train on rows start..stop-1 of the epoch's rows. Returns (mean loss, correct predictions,
+        probe or None)."""
+        with _OneBlasThread():
+            return self._step(start, stop, probe)
+
+    def _step(self, start: int, stop: int, probe: bool) -> tuple[float, int, Probe | None]:
         b = stop - start
         n_hidden = len(self.model.hidden_sizes)
+        zs, dzs = self._buffers(b)
         # forward: zs[i] (B, width_i), hs[i] = act(zs[i]), inputs[i] = what layer i+1 reads (after dropout)
-        z = np.empty((b, self.w0.shape[1]), np.float32)
-        kernels.sparse_forward(self.indptr, self.indices, self.data, start, stop, self.w0, self.b0, z)
-        zs, hs, masks, inputs = [z], [], [], []
-        for w, bias, _, _ in self.dense:
-            h = self.act.f(zs[-1])
+        kernels.sparse_forward(self.indptr, self.indices, self.data, start, stop, self.w0, self.b0, zs[0])
+        hs, masks, inputs = [], [], []
+        for i, (w, bias, _, _) in enumerate(self.dense):
+            h = self.act.f(zs[i])
             hs.append(h)
             if self.p_drop > 0:
                 mask = (self.rng.random(h.shape, dtype=np.float32) >= self.p_drop) / np.float32(
@@ -109,32 +129,28 @@ class FastCpuStepper:
                 masks.append(mask)
                 h = h * mask
             inputs.append(h)
-            z = h @ w.T  # (B, out)
-            z += bias
-            zs.append(z)
-        logits = zs[-1]  # (B, C)
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        exp = np.exp(shifted)
-        total = exp.sum(axis=1, keepdims=True)
-        onehot = self.onehot[start:stop]
-        loss = float(np.log(total).sum() - np.vdot(shifted, onehot)) / b  # mean cross-entropy
-        correct = int(np.count_nonzero(logits.argmax(axis=1) == self.y[start:stop]))
+            np.matmul(h, w.T, out=zs[i + 1])  # (B, out)
+            zs[i + 1] += bias
         # backward: dz = dL/dz at each layer's pre-activation, from the output down
-        dz = (exp / total - onehot) / np.float32(b)
+        dz = dzs[-1]
+        loss_sum, correct = kernels.softmax_xent(zs[-1], self.y[start:stop], dz)
+        loss, correct = float(loss_sum) / b, int(correct)  # mean cross-entropy
         signals = [] if probe else None
         slopes = [None] * n_hidden  # act'(z) of each hidden layer, kept for the probe's activation statistics
         for i in range(len(self.dense) - 1, -1, -1):
             w, _, dw, db = self.dense[i]
             if probe:
                 signals.append(_signal(dz))
-            np.dot(dz.T, inputs[i], out=dw)
+            np.matmul(dz.T, inputs[i], out=dw)
             dz.sum(axis=0, out=db)
-            dh = dz @ w  # (B, in)
+            dh = np.matmul(dz, w, out=dzs[i])  # (B, in)
             if masks:
                 dh *= masks[i]
             s = self.act.slope(zs[i], hs[i])
             slopes[i] = s
-            dz = dh if s is None else dh * s
+            if s is not None:
+                dh *= s
+            dz = dh
         if probe:
             signals.append(_signal(dz))
         dz.sum(axis=0, out=self.b0_grad)
@@ -179,6 +195,39 @@ class FastCpuStepper:
         """Recompute ||W0||^2 exactly (it is then tracked incrementally while every step is probed)."""
         self.w0_sq = float(np.vdot(self.w0, self.w0))
         self.w0_sq_at = self.t
+
+
+class _OneBlasThread:
+    """NumPy's BLAS on one thread while a step runs, then as before. This network's matmuls are small
+    ((B, 100) x (100, 100)): two BLAS threads gain little on an idle machine and lose 10x on a busy one,
+    where each of a step's matmuls waits for a descheduled thread (measured: benchmarks/bench_train.py)."""
+
+    _lib = None  # threadpoolctl's controller of NumPy's OpenBLAS, found once; False: none to limit
+
+    def __enter__(self):
+        lib = _OneBlasThread._lib
+        if lib is None:
+            lib = _OneBlasThread._lib = _numpy_blas()
+        self.prev = lib.get_num_threads() if lib else 1
+        if self.prev != 1:
+            lib.set_num_threads(1)
+        return self
+
+    def __exit__(self, *exc):
+        if self.prev != 1:
+            _OneBlasThread._lib.set_num_threads(self.prev)
+
+
+def _numpy_blas():
+    """The threadpoolctl controller of the BLAS NumPy links (OpenBLAS in the wheels), or False."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # scikit-learn brings it; without it the step runs with BLAS's own threads
+        return False
+    libs = [
+        c for c in ThreadpoolController().select(user_api="blas").lib_controllers if "numpy" in c.filepath
+    ]
+    return libs[0] if libs else False
 
 
 def _signal(dz: np.ndarray) -> float:

@@ -1,4 +1,5 @@
-"""Numba kernels for the CPU fast path: the sparse first layer and the optimizer updates.
+"""Numba kernels for the CPU fast path: the epoch's row permutation, the sparse first layer, the softmax
+cross-entropy and its gradient, and the optimizer updates.
 
 Why they exist: at batch 32 a PyTorch step on this network is mostly per-operation overhead (autograd,
 dispatcher, optimizer bookkeeping) plus a dense Adam update of the whole vocabulary x width matrix, of
@@ -60,6 +61,49 @@ def sparse_backward(indptr, indices, data, start, stop, dz, slot, rows, grad):
     for q in range(n):
         slot[rows[q]] = -1
     return n
+
+
+@_jit
+def permute_rows(indptr, indices, data, order, out_indptr, out_indices, out_data):
+    """The CSR matrix's rows in `order`, written into out_* (what scipy's x[order] computes, without its
+    allocations): the steps then read each batch's rows as one contiguous run of memory."""
+    out_indptr[0] = 0
+    pos = 0
+    for i in range(order.shape[0]):
+        r = order[i]
+        for k in range(indptr[r], indptr[r + 1]):
+            out_indices[pos] = indices[k]
+            out_data[pos] = data[k]
+            pos += 1
+        out_indptr[i + 1] = pos
+
+
+@_jit
+def softmax_xent(logits, y, dz):
+    """Mean cross-entropy of logits (B, C) against labels y (B,), and its gradient: dz = (softmax -
+    onehot) / B, written in place.  Returns (summed loss, correct predictions)."""
+    b, c = logits.shape
+    inv_b = np.float32(1.0 / b)
+    total = 0.0
+    correct = 0
+    for i in range(b):
+        label = y[i]
+        top, arg = logits[i, 0], 0
+        for j in range(1, c):
+            if logits[i, j] > top:
+                top, arg = logits[i, j], j
+        s = np.float32(0.0)
+        for j in range(c):
+            e = np.exp(logits[i, j] - top)
+            dz[i, j] = e
+            s += e
+        total += np.log(np.float64(s)) - np.float64(logits[i, label] - top)
+        correct += arg == label
+        inv_s = np.float32(1.0) / s
+        for j in range(c):
+            dz[i, j] = dz[i, j] * inv_s * inv_b
+        dz[i, label] -= inv_b
+    return total, correct
 
 
 @_jit
@@ -282,6 +326,11 @@ def warm_up() -> None:
             0.1,
             0.1,
         )
+    for idx in (np.int32, np.int64):  # scipy's CSR holds int32 indices, or int64 for large matrices
+        permute_rows(
+            indptr.astype(idx), indices.astype(idx), data, np.zeros(1, np.int64), indptr, indices, data
+        )
+    softmax_xent(out, np.zeros(1, np.int64), np.zeros_like(out))
     segment_sq(flat, None, seg, seg)
     segment_sq(flat, flat, seg, seg)
     mean_row_norm(out)

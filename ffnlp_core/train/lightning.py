@@ -6,7 +6,8 @@
 `LitClassifier` is the lecture's LightningModule (configure_optimizers, training_step, validation_step,
 torchmetrics); `_Emitter`, a Callback, tells the shared report.Reporter of each step and evaluation. The batches
 are the manual loop's (one seeded generator: snapshot rows, then one permutation per epoch), and the callback
-adds the epoch-end evaluation where val_check_interval missed it. Trainer.fit runs in a helper thread; the
+adds the epoch-end evaluation where val_check_interval missed it; its gradient probes stay on the device
+until a flush (autograd.DeviceProbes), so a probed step does not wait for the GPU. Trainer.fit runs in a helper thread; the
 generator yields from a queue and passes the stop flag on. With devices=2, strategy="ddp" each process trains
 on its share of every epoch's rows; rank 0 alone reports.
 """
@@ -33,7 +34,7 @@ from lightning.pytorch.utilities.model_summary import ModelSummary
 from ..config import RunConfig
 from ..data.dataset import Dataset
 from ..nn.model import FeedForwardClassifier
-from .autograd import autograd_probe
+from .autograd import DeviceProbes
 from .devices import resolve_device
 from .evaluate import DevResult, evaluate
 from .lit_module import DEV_CHUNK, LitClassifier, loader
@@ -68,6 +69,7 @@ class _Emitter(pl.Callback):
     def __init__(self, rep: Reporter, emit, control: _Control):
         self.rep, self.emit, self.control = rep, emit, control
         self.last_eval_step = -1
+        self.deferred: DeviceProbes | None = None  # probed steps' statistics, on the device until a flush
         env = os.environ  # before the launcher has run, the environment says which process this is
         self.rank0 = env.get("LOCAL_RANK", "0") == "0" and env.get("NODE_RANK", "0") == "0"
 
@@ -77,6 +79,10 @@ class _Emitter(pl.Callback):
         if self.rep.failed and self.rep.world == 1:  # DDP: every process must stop together, so train on
             self.control.abort.set()
             trainer.should_stop = True
+
+    def flush(self, epoch: int) -> list:
+        """The Reporter's block, with the probes kept on the device since the last flush (one copy)."""
+        return self.rep.flush(epoch, self.deferred.collect() if self.deferred is not None else [])
 
     # training steps
     def on_train_start(self, trainer, pl_module):
@@ -105,17 +111,17 @@ class _Emitter(pl.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         rep, step, size = self.rep, trainer.global_step, int(outputs["size"])
         rep.train_seconds += time.perf_counter() - self.t0
-        probe = None
-        if pl_module.probed is not None:
+        if pl_module.probed is not None:  # the statistics stay on the device: no sync here
             pre, hidden = pl_module.probed
-            probe = autograd_probe(pl_module.net, self.weights, self.before, pre, hidden, size)
+            self.deferred = self.deferred or DeviceProbes(pl_module.net)
+            self.deferred.add(step, self.weights, self.before, pre, hidden, size)
             pl_module.probed = self.before = self.weights = None
         pl_module.probe_now = self.rank0 and rep.probe_due(step + 1)
         if not self.rank0:
             return
         epoch_end = batch_idx + 1 == rep.per_epoch
-        if rep.record(step, outputs["loss"].detach(), outputs["correct"], size, probe, epoch_end):
-            self.send(trainer, rep.flush(trainer.current_epoch + 1))
+        if rep.record(step, outputs["loss"].detach(), outputs["correct"], size, None, epoch_end):
+            self.send(trainer, self.flush(trainer.current_epoch + 1))
 
     # evaluation
     def on_validation_start(self, trainer, pl_module):
@@ -138,7 +144,7 @@ class _Emitter(pl.Callback):
         if not self.rank0:
             return
         rep, epoch = self.rep, trainer.current_epoch + 1
-        self.send(trainer, rep.flush(epoch))
+        self.send(trainer, self.flush(epoch))
         if rep.failed or self.control.stop.is_set():
             return
         rows = rep.snapshot_due()
@@ -241,7 +247,7 @@ def _fit(trainer: pl.Trainer, lit: LitClassifier, loaders, emitter: _Emitter) ->
         with _quiet():
             trainer.fit(lit, train_dataloaders=loaders[0], val_dataloaders=loaders[1])
         if emitter.rank0:
-            emitter.send(trainer, rep.flush(trainer.current_epoch + 1))
+            emitter.send(trainer, emitter.flush(trainer.current_epoch + 1))
             if not rep.failed:
                 emitter.emit(rep.finished(control.stop.is_set()))
     except Exception as exc:  # a crash (or out of memory) marks this run failed; the process goes on

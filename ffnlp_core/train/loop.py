@@ -5,7 +5,8 @@
 
 The loop is the lecture's (shuffle, batch, zero_grad / forward / backward / step, evaluate on dev every N
 steps and at each epoch end); the step itself is done by the CPU fast path or the plain autograd path. What it
-reports goes through report.Reporter, as the Lightning engine's does.
+reports goes through report.Reporter, as the Lightning engine's does; the autograd path's gradient probes
+reach it once per flush (they wait on the device in between, see autograd.DeviceProbes).
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ class _Loop:
         if self.path == "fast-cpu":
             self.stepper = FastCpuStepper(self.model, cfg.train, cfg.train.seed)
         else:
-            self.stepper = AutogradStepper(self.model, cfg.train, self.device)
+            # probes wait on the device and are read once per flush: a probed step never syncs the GPU
+            self.stepper = AutogradStepper(self.model, cfg.train, self.device, defer_probes=True)
         self.rng = np.random.default_rng(cfg.train.seed)  # snapshot rows first, then one order per epoch
         self.rep = Reporter(
             cfg,
@@ -91,7 +93,7 @@ class _Loop:
         ds, rep, bs = self.ds, self.rep, self.cfg.train.batch_size
         order = self.rng.permutation(ds.x_train.shape[0])
         t0 = time.perf_counter()
-        self.stepper.begin_epoch(ds.x_train[order], ds.y_train[order])
+        self.stepper.begin_epoch(ds.x_train, ds.y_train, order)  # rows x[order], y[order]
         rep.train_seconds += time.perf_counter() - t0
         rep.begin_epoch()
         n = len(order)
@@ -105,12 +107,17 @@ class _Loop:
             rep.train_seconds += time.perf_counter() - t0
             epoch_end = stop == n
             if rep.record(step, loss, correct, stop - start, probe, epoch_end):
-                yield from rep.flush(epoch)
+                yield from self._flush(epoch)
             if not rep.failed and rep.eval_due(step, epoch_end):
                 yield from self._evaluate(epoch, epoch_end)
             if rep.failed:
                 return
-        yield from rep.flush(epoch)
+        yield from self._flush(epoch)
+
+    def _flush(self, epoch: int) -> list:
+        """The block's events, with the probes the autograd path kept on the device since the last flush."""
+        deferred = self.stepper.collect_probes() if self.path != "fast-cpu" else []  # one copy per flush
+        return self.rep.flush(epoch, deferred)
 
     def _evaluate(self, epoch: int, epoch_end: bool) -> Iterator:
         """One pass over dev (the snapshot rows' hidden states with it, when one is due)."""

@@ -132,9 +132,10 @@ class Reporter:
         if wait > 0:
             time.sleep(min(wait, 2.0))
 
-    def flush(self, epoch: int) -> list:
+    def flush(self, epoch: int, deferred: list = ()) -> list:
         """The block's Steps and Gradients; on its first non-finite step, the good steps' figures and then
-        Failed("diverged")."""
+        Failed("diverged"). `deferred`: (step, Probe) pairs an engine kept on the device until now."""
+        self.probes.extend(deferred)
         block, probes = self.block, self.probes
         self.block, self.probes, self.last_flush = [], [], time.perf_counter()
         if not block or self.failed:
