@@ -11,6 +11,7 @@ import streamlit as st
 from pages import _common as ui
 
 ui.leave_legacy_pages_mode()  # before anything is drawn (see its docstring)
+ui.in_app()  # pages served in the frame (the Data page then shows its data when it is there)
 
 st.set_page_config(page_title="ffnlp", page_icon=":material/hub:", layout="wide")
 
@@ -49,6 +50,6 @@ nav = {
 }
 page = st.navigation({k: v for k, v in nav.items() if v})
 ui.sidebar_status(ws)
-page.run()
+with ui.page_running():  # the warm-up starts after the first page, and waits while a page is drawn
+    page.run()
 ui.keep_url(ws)
-ui.after_first_page()  # the job manager and the warm-up start once the first page is drawn

@@ -26,7 +26,8 @@ With --first-page, only this (goal: first page <= 2 s, page switches <= 0.7 s):
    settled in a fresh Chromium context: connected, script not running, no stSkeleton, a title (h1) shown,
    all holding for --hold seconds (the time counted is when that began). Then, on each ffnlp server, page
    switches: a click on each sidebar link (Data, Model, Train, Gradients, Representations, Try it,
-   Lessons, Noise lab, Compare runs, Home) to that page settled (its address, a new title). Prints the
+   Lessons, Noise lab, Compare runs, Home) to that page settled (its address, a new title), and for Data
+   also to its class-balance chart drawn (a server's first seconds may show "counting words" first). Prints the
    first-page median/min/max of both, the ratio ffnlp / bare of the medians and the switches' median and
    max; --json adds one JSON object. Chromium here runs unpinned, at normal priority. Servers are stopped
    (their whole process group) at the end, also on errors; nothing goes beyond the loopback interface
@@ -110,6 +111,8 @@ SETTLED = """({connected, idle, path, notTitle, hold, timeout}) => new Promise((
   };
   tick();
 })"""
+# The Data page fully drawn (its class-balance chart on screen), not only settled.
+DATA_DRAWN = ".st-key-data_balance .js-plotly-plot .main-svg"
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only, whatever the env
 
 
@@ -208,6 +211,7 @@ def first_page(repeats: int, hold: float, as_json: bool) -> int:
     first = {"bare": [], "ffnlp": []}
     answers = {"bare": [], "ffnlp": []}
     switches: dict[str, list[float]] = {label: [] for label in SWITCHES}
+    data_drawn: list[float] = []
     servers: list[Served] = []
     try:
         with sync_playwright() as p:
@@ -234,6 +238,9 @@ def first_page(repeats: int, hold: float, as_json: bool) -> int:
                             link.click()
                             seconds, title = settle(page, t, path=path, not_title=title, hold=hold)
                             switches[label].append(seconds)
+                            if label == "Data":  # settled may be the "counting words" notice: also its charts
+                                page.wait_for_selector(DATA_DRAWN, timeout=120_000)
+                                data_drawn.append(time.monotonic() - t)
                     context.close()
                     server.stop()
             browser.close()
@@ -258,6 +265,7 @@ def first_page(repeats: int, hold: float, as_json: bool) -> int:
         "switch_median_seconds": statistics.median(every_switch),
         "switch_max_seconds": max(every_switch),
         "switch_slowest_page": slowest,
+        "data_page_drawn_seconds": data_drawn,
     }
     print(f"first page: seconds from /_stcore/health answering to settled in Chromium, {repeats} starts each")
     print(f"({report['machine']}; settled = held {hold} s; goal ffnlp <= 2 s)")
@@ -274,6 +282,7 @@ def first_page(repeats: int, hold: float, as_json: bool) -> int:
     )
     for label, xs in switches.items():
         print(f"  {label:>15}: " + " ".join(f"{x:.2f}" for x in xs))
+    print("  Data, click to its class-balance chart drawn: " + " ".join(f"{x:.2f}" for x in data_drawn))
     if as_json:
         print(json.dumps(report))
     return 0

@@ -33,6 +33,30 @@ def need_data(ws):
     return ws.dataset
 
 
+def wait_for_data(ws, seconds: float = 0.3) -> None:
+    """On a server's first seconds the built-in data may still be read and counted (pandas, scikit-learn:
+    ~3 s on 2 cores): wait up to `seconds`, then say so and stop the page; a small fragment polls and
+    reruns the page once the data is there. Call it after the page's title. A page run on its own (AppTest)
+    waits for the data."""
+    from concurrent.futures import wait
+
+    from pages._server import serving_app
+
+    if ws.pending is not None:
+        wait([ws.pending], timeout=seconds if serving_app() else None)
+    if ws.dataset_ready:
+        return
+
+    @st.fragment(run_every=1.0)  # each poll is a script run: the page settles between them
+    def _poll() -> None:
+        if ws.dataset_ready:
+            st.rerun()
+        st.info("Reading the built-in comments and counting words…", icon=":material/hourglass_top:")
+
+    _poll()
+    st.stop()
+
+
 def synced(widget, key: str, current, apply, **kwargs):
     """A widget whose value lives in the workspace: initialised from `current`, written back via `apply`."""
     if key not in st.session_state:

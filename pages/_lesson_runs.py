@@ -80,7 +80,9 @@ def live(ws, lesson: str, draw) -> None:
         if all(r.done for r in found.values()):
             failed = [r.reason for r in found.values() if r.status != "finished"]
             if failed:
-                st.warning("Not every run finished: " + "; ".join(failed), icon=":material/warning:")
+                st.warning(
+                    "Not every run finished: " + ui.plain("; ".join(failed)), icon=":material/warning:"
+                )
             else:
                 draw(found)
             if was_running:

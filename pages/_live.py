@@ -1,5 +1,6 @@
 """Views that refresh while a run trains: the refresh interval (`poll_seconds`), the fragment that keeps
-30 refreshing pages from starving the server (`live_fragment`), the one-line run status (`status_line`)
+30 refreshing pages from starving the server (`live_fragment`), a page rerun when a result computed elsewhere
+is there (`rerun_when`), the one-line run status (`status_line`)
 and the sidebar's run panel on every page (`sidebar_status`)."""
 
 from __future__ import annotations
@@ -65,6 +66,18 @@ def live_fragment(run_every: float | None, factor: float = 1.0):
     return decorate
 
 
+def rerun_when(changed, every: float = 0.25) -> None:
+    """A tiny view that checks `changed()` every `every` seconds and reruns the page once it is true: for
+    results computed elsewhere (UMAP), where a long view polling itself would redraw all of it each time."""
+
+    @st.fragment(run_every=every)
+    def _check() -> None:
+        if changed():
+            st.rerun()
+
+    _check()
+
+
 def status_line(run, position: bool = True) -> str:
     """One line about a run: status, progress, speed, accuracy (and its place in the queue, for a page's
     own live view: the sidebar refreshes more slowly, and two different positions on one screen would
@@ -98,7 +111,7 @@ def sidebar_status(ws) -> None:
             return
         run_now.touch()
         st.markdown(f"Run `{run_now.run_id}`  \n" + status_line(run_now, position=False))
-        if run_now.status == "failed" and run_now.reason:
+        if run_now.status in ("failed", "diverged") and run_now.reason:
             error(run_now.reason)
         if not run_now.done:
             if st.button("Stop", key="sidebar_stop", icon=":material/stop:", width="stretch"):

@@ -117,6 +117,6 @@ def progress(run) -> int:
             f"{rate:,.0f} examples/s" + (f" · ~{left:,.0f} s left" if left else "")
         ),
     )
-    if run.status == "failed":
+    if run.status in ("failed", "diverged"):
         ui.error(run.reason)
     return done

@@ -16,10 +16,13 @@ from pages import _common as ui
 from pages import _widgets as widgets
 from pages._widgets import setting
 
-ws = ui.workspace()
+ws = ui.workspace(wait_for_data=False)
 cfg = ws.config.data
 st.title("Data")
 st.caption("Comments with a label each. The network sees each comment as a bag of words.")
+ui.wait_for_data(ws)  # a server's first seconds: the built-in data may still be counted
+if ws.table is None:
+    ws = ui.workspace()  # the data is there now: fills in the table and the data set
 
 
 def use_table(table, key: str, name: str, source: str) -> None:
@@ -75,12 +78,12 @@ else:
             except DataError as exc:
                 ws.data_error, ws.refused_upload = str(exc), key
     elif ws.table is not None and ws.upload_key.startswith("upload:"):
-        st.caption(f"Using {ws.data_name}, uploaded earlier. Upload another file to replace it.")
+        st.caption(f"Using {ui.plain(ws.data_name)}, uploaded earlier. Upload another file to replace it.")
 
 if ws.data_error:
     ui.error(ws.data_error)
     if ws.dataset is not None:
-        st.caption(f"Still using the previous data: {ws.dataset_name}.")
+        st.caption(f"Still using the previous data: {ui.plain(ws.dataset_name)}.")
 if ws.table is None:
     st.stop()
 
@@ -152,7 +155,7 @@ if ws.dataset_key != build_key or ws.dataset is None:
         ui.error(str(exc))
         if ws.dataset is not None:
             st.caption(
-                f"Still using the previous data ({ws.dataset_name}); fix the choice above to use this file."
+                f"Still using the previous data ({ui.plain(ws.dataset_name)}); fix the choice above to use this file."
             )
         ws.dataset_key = build_key
 ds = ws.dataset
@@ -179,9 +182,9 @@ m4.metric(
     help=f"{s['words_per_comment']:.1f} distinct words per comment on average",
 )
 for reason, count in s["dropped"].items():
-    st.caption(f"Dropped {count:,} rows: {reason}.")
+    st.caption(f"Dropped {count:,} rows: {ui.plain(reason)}.")
 for note in ds.labeled.notes:
-    st.caption(note)
+    st.caption(ui.plain(note))  # may quote the file's values
 
 left, right = st.columns(2)
 with left:

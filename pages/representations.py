@@ -92,6 +92,7 @@ def umap_waiting() -> bool:
 
 
 running, waiting = not run.done, umap_waiting()
+umap_now = umap_service.WORKER.finished, umap_service.umap_status()["state"]  # before the view asks for more
 
 
 def draw(run, snaps) -> None:
@@ -173,11 +174,9 @@ def draw(run, snaps) -> None:
         st.caption("A run read back from disk keeps only its newest snapshot: no slider over training.")
 
 
-# Every second while UMAP is on its way; every 2 s while the run trains (a redraw of three scatter plots
-# and the scores can take over a second on a busy 2-core machine, and an overrun tick cuts it short).
-@ui.live_fragment(
-    ui.poll_seconds(2) if running else ui.poll_seconds() if waiting else None, 2 if running else 1
-)
+# Every 2 s while the run trains (a redraw can take over a second on a busy 2-core machine); while UMAP is
+# on its way, redrawn as soon as a projection is there (`rerun_when` below).
+@ui.live_fragment(ui.poll_seconds(2) if running else None, 2)
 def view() -> None:
     with st.container(key="repr_view"):
         now = ui.current_run(ws)
@@ -197,3 +196,5 @@ def view() -> None:
 
 
 view()
+if waiting and not running:
+    ui.rerun_when(lambda: (umap_service.WORKER.finished, umap_service.umap_status()["state"]) != umap_now)

@@ -10,7 +10,6 @@ import streamlit as st
 from ffnlp_core.config import ENGINES
 from ffnlp_core.inspect.overfitting import overfitting
 from ffnlp_core.plots import curves as plots
-from ffnlp_core.train.devices import available_devices
 from pages import _common as ui
 from pages import _metrics as run_metrics
 from pages import _run_panel as panel
@@ -35,7 +34,10 @@ with c[2]:
     setting(ws, "train", "pace_seconds")
 with c[3]:
     setting(ws, "train", "eval_every")
-    devices = dict(available_devices())
+    found = ui.devices()  # None: still being listed (a server's first seconds)
+    devices = dict(found or [("cpu", "CPU")])
+    if found is None and t.device not in devices and t.device != "auto":
+        devices[t.device] = t.device  # e.g. from a shared link: kept until the list says whether it is here
     setting(ws, "train", "device", options=devices, current=t.device if t.device in devices else "cpu")
 with st.container(key="advanced_train"), st.expander("Advanced", expanded=False):
     a = st.columns(4)
@@ -94,7 +96,12 @@ def training(run) -> int:
         m[0].metric("Dev accuracy", f"{s['dev_accuracy']:.3f}")
         m[1].metric("Train accuracy", f"{s['train_accuracy']:.3f}", help="over the last epoch")
         m[2].metric("Dev loss", f"{s['dev_loss']:.3f}")
-        m[3].metric("Examples/s", f"{s['examples_per_second']:,.0f}", help="time in training steps only")
+        rate = s["examples_per_second"]  # "118k", not "118,814": fits a fifth of a projector's width
+        m[3].metric(
+            "Examples/s",
+            f"{rate / 1000:,.0f}k" if rate >= 10_000 else f"{rate:,.0f}",
+            help=f"{rate:,.0f}; time in training steps only",
+        )
         m[4].metric("Steps", f"{s['steps']:,}")
         found = overfitting(snap["evals"], run.cfg.train.early_stopping_patience)
         if found:

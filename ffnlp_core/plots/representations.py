@@ -143,8 +143,10 @@ def layers_figure(table: dict, index: int, layers: list[str], chance_level: floa
     """The separation score of the input and each hidden layer at one snapshot."""
     xs = ([INPUT] if np.isfinite(table[INPUT]) else []) + layers
     ys = [table[INPUT] if name == INPUT else table[name][index] for name in xs]
-    fig = go.Figure(go.Bar(x=xs, y=ys, marker_color=COLORS[0], text=[f"{v:.2f}" for v in ys]))
-    fig.add_hline(y=chance_level, line_dash="dot", line_color=COLORS[8], **CHANCE_NOTE)
+    # the values sit mid-bar and the dotted line has no label here (the caption names it): nothing overlaps
+    values = [f"{v:.2f}" for v in ys]
+    fig = go.Figure(go.Bar(x=xs, y=ys, marker_color=COLORS[0], text=values, insidetextanchor="middle"))
+    fig.add_hline(y=chance_level, line_dash="dot", line_color=COLORS[8])
     step = int(table["step"][index])
     fig.update_layout(
         **LAYOUT, title=f"Separation per layer at step {step:,}", yaxis_range=[0, 1.05],

@@ -1,7 +1,10 @@
 """Page tests (AppTest) of Data (/data): the built-in sets, an upload with its columns guessed, and
-refused files and settings that keep the previous data (also across sessions)."""
+refused files and settings that keep the previous data (also across sessions), and the notice while a
+server's first seconds still count the built-in comments."""
 
 from __future__ import annotations
+
+import threading
 
 import pytest
 
@@ -24,6 +27,24 @@ def test_data_defaults_to_the_builtin_comments_and_switches_sets(open_page):
     assert metric(at, "Comments kept") == "3,000"
     classes = {row["class"] for row in at.dataframe[0].value.to_dict("records")}
     assert classes == {"food", "music", "sports", "tech"}
+
+
+def test_data_says_the_comments_are_being_counted_until_they_are_there(open_page, monkeypatch):
+    """In the app (served), a server's first seconds: the page is drawn at once with a notice, then the data."""
+    from pages import _datasets, _server
+
+    gate, read = threading.Event(), _datasets._read_builtin
+    monkeypatch.setattr(_server, "serving_app", lambda: True)
+    monkeypatch.setattr(_datasets, "_read_builtin", lambda name: (gate.wait(30), read(name))[1])
+    at = open_page("data")
+    assert at.title[0].value == "Data"
+    assert [i.value for i in at.info] == ["Reading the built-in comments and counting words…"]
+    assert not at.metric and not at.selectbox
+    gate.set()
+    _datasets.wait_idle()
+    at.run()
+    assert not at.exception and not at.info
+    assert metric(at, "Comments kept") == "4,000"
 
 
 def test_data_upload_picks_columns_and_a_bad_file_keeps_the_previous_data(open_page):
