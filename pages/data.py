@@ -30,9 +30,8 @@ def use_table(table, key: str, name: str, source: str) -> None:
     ws.table, ws.upload_key, ws.data_name, ws.data_error, ws.refused_upload = table, key, name, "", ""
     cfg.source, cfg.text_column, cfg.label_column = source, table.text_column, table.label_column
     cfg.class_names = {}  # a new file's classes are named afresh
-    for k in [k for k in st.session_state if k.startswith("data_class_name_")]:
-        st.session_state.pop(k)
-    for k in ("data_text_column", "data_label_column"):
+    stale = [k for k in st.session_state if k.startswith("data_class_name_")]
+    for k in [*stale, "data_text_column", "data_label_column"]:
         st.session_state.pop(k, None)
 
 
