@@ -10,7 +10,10 @@ All arrays are float32 except indices (int64); kernels write in place.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 ADAM, ADAMW, SGD = 0, 1, 2
 OPTIMIZER_CODES = {"adam": ADAM, "adamw": ADAMW, "sgd": SGD}
@@ -19,19 +22,78 @@ OPTIMIZER_CODES = {"adam": ADAM, "adamw": ADAMW, "sgd": SGD}
 _jit = njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
 
 
+@intrinsic
+def _prefetch(typingctx, arr_ty, off_ty):
+    """Hint the CPU to bring the cache line at byte `off` of array `arr`'s data into cache (LLVM's
+    prefetch; it changes no value). Used on the weight and optimizer rows a kernel reads next, which sit
+    at random addresses the hardware prefetcher cannot guess."""
+    sig = types.void(arr_ty, off_ty)
+
+    def codegen(context, builder, signature, args):
+        arr, off = args
+        ary = context.make_array(signature.args[0])(context, builder, arr)
+        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+        ptr = builder.gep(builder.bitcast(ary.data, i8p), [off])
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0i8"
+        )
+        builder.call(fn, [ptr, i32(1), i32(3), i32(1)])  # for writing, keep in all levels, data cache
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@_jit
+def _prefetch_span(a, nbytes):
+    """Prefetch the first nbytes of array a's data (a contiguous row)."""
+    for off in range(0, nbytes, 64):
+        _prefetch(a, off)
+    _prefetch(a, nbytes - 1)
+
+
 @_jit
 def sparse_forward(indptr, indices, data, start, stop, weight, bias, out):
-    """out[r] = bias + sum_k data[k] * weight[indices[k]] for CSR rows start..stop-1.  out: (B, H)."""
+    """out[r] = bias + sum_k data[k] * weight[indices[k]] for CSR rows start..stop-1.  out: (B, H).
+
+    Four weight rows at a time: their loads are in flight together (each is a cache miss at a random
+    address), and out[r] is read and written a quarter as often.
+    """
     width = weight.shape[1]
+    wbytes = width * 4
     for r in range(start, stop):
+        if r + 1 < stop:  # the next example's weight rows, fetched while this one's are summed
+            for k in range(indptr[r + 1], indptr[r + 2]):
+                _prefetch_span(weight[indices[k]], wbytes)
         o = out[r - start]
         for j in range(width):
             o[j] = bias[j]
-        for k in range(indptr[r], indptr[r + 1]):
+        k, end = indptr[r], indptr[r + 1]
+        while k + 4 <= end:
+            r0, r1, r2, r3 = (
+                weight[indices[k]],
+                weight[indices[k + 1]],
+                weight[indices[k + 2]],
+                weight[indices[k + 3]],
+            )
+            v0, v1, v2, v3 = data[k], data[k + 1], data[k + 2], data[k + 3]
+            for j in range(width):
+                o[j] += (v0 * r0[j] + v1 * r1[j]) + (v2 * r2[j] + v3 * r3[j])
+            k += 4
+        while k < end:
             row = weight[indices[k]]
             v = data[k]
             for j in range(width):
                 o[j] += v * row[j]
+            k += 1
+
+
+@_jit
+def add_bias(z, bias):
+    """z[i] += bias for each row of z (B, H), in place (NumPy's broadcast add is ~4x slower here)."""
+    for i in range(z.shape[0]):
+        zi = z[i]
+        for j in range(z.shape[1]):
+            zi[j] += bias[j]
 
 
 @_jit
@@ -162,6 +224,111 @@ def update_rows(weight, s1, s2, rows, grad, n, kind, lr, b1, b2, eps, wd, moment
 
 
 @_jit
+def backward_update_rows(
+    indptr,
+    indices,
+    data,
+    start,
+    stop,
+    dz,
+    slot,
+    rows,
+    grad,
+    weight,
+    state,
+    kind,
+    lr,
+    b1,
+    b2,
+    eps,
+    wd,
+    momentum,
+    bc1,
+    bc2,
+):
+    """sparse_backward then update_rows in one call, while the gradient rows are still in cache.
+
+    state: (vocab, 2, H), the optimizer's two slots of each row side by side (SGD uses only [:, 0]), so a
+    row's state is one contiguous run of memory. Each touched row is updated in a single pass (one load of w, its
+    state and its gradient). Returns (n, sum of squared updates, change of sum W^2).
+    """
+    width = dz.shape[1]
+    n = 0
+    for r in range(start, stop):
+        g = dz[r - start]
+        for k in range(indptr[r], indptr[r + 1]):
+            c = indices[k]
+            q = slot[c]
+            if q < 0:
+                q = n
+                slot[c] = n
+                rows[n] = c
+                n += 1
+                gq = grad[q]
+                v = data[k]
+                for j in range(width):
+                    gq[j] = v * g[j]
+            else:
+                gq = grad[q]
+                v = data[k]
+                for j in range(width):
+                    gq[j] += v * g[j]
+    lr32, wdf, mom = np.float32(lr), np.float32(wd), np.float32(momentum)
+    b1f, b2f, epsf = np.float32(b1), np.float32(b2), np.float32(eps)
+    c1, c2 = np.float32(1.0 - b1), np.float32(1.0 - b2)
+    step = np.float32(lr / bc1)
+    inv_sqrt_bc2 = np.float32(1.0 / np.sqrt(bc2))
+    l2 = wdf if kind == ADAM else np.float32(0.0)
+    decay = np.float32(lr * wd) if kind == ADAMW else np.float32(0.0)
+    du2 = 0.0
+    dw2 = 0.0
+    ahead = 4  # rows prefetched ahead of the one being updated
+    wbytes, sbytes = width * 4, 2 * width * 4
+    for q in range(min(ahead, n)):
+        _prefetch_span(weight[rows[q]], wbytes)
+        _prefetch_span(state[rows[q]], sbytes)
+    for q in range(n):
+        if q + ahead < n:
+            nxt = rows[q + ahead]
+            _prefetch_span(weight[nxt], wbytes)
+            _prefetch_span(state[nxt], sbytes)
+        r = rows[q]
+        slot[r] = -1
+        w = weight[r]
+        m1 = state[r, 0]
+        m2 = state[r, 1]
+        gq = grad[q]
+        rdu2 = np.float32(0.0)
+        rdw2 = np.float32(0.0)
+        if kind == SGD:
+            for j in range(width):
+                gj = gq[j]
+                wj = w[j]
+                bj = mom * m1[j] + gj + wdf * wj
+                m1[j] = bj
+                d = -lr32 * bj
+                rdu2 += d * d
+                rdw2 += d * (2 * wj + d)
+                w[j] = wj + d
+        else:
+            for j in range(width):
+                gj = gq[j]
+                wj = w[j]
+                ge = gj + l2 * wj
+                a = b1f * m1[j] + c1 * ge
+                s = b2f * m2[j] + c2 * ge * ge
+                m1[j] = a
+                m2[j] = s
+                d = -decay * wj - step * a / (np.sqrt(s) * inv_sqrt_bc2 + epsf)
+                rdu2 += d * d
+                rdw2 += d * (2 * wj + d)
+                w[j] = wj + d
+        du2 += rdu2
+        dw2 += rdw2
+    return n, du2, dw2
+
+
+@_jit
 def update_flat(params, s1, s2, grad, kind, lr, b1, b2, eps, wd, momentum, bc1, bc2):
     """Update of one flat buffer holding all the dense parameters."""
     return _update_span(params, s1, s2, grad, kind, lr, b1, b2, eps, wd, momentum, bc1, bc2)
@@ -270,10 +437,34 @@ def warm_up() -> None:
     w = np.zeros((2, 2), f)
     out = np.zeros((1, 2), f)
     sparse_forward(indptr, indices, data, 0, 1, w, np.zeros(2, f), out)
+    add_bias(out, np.zeros(2, f))
     slot = np.full(2, -1, np.int64)
     rows = np.zeros(2, np.int64)
     grad = np.zeros((2, 2), f)
     n = sparse_backward(indptr, indices, data, 0, 1, out, slot, rows, grad)
+    for kind in (ADAM, ADAMW, SGD):
+        backward_update_rows(
+            indptr,
+            indices,
+            data,
+            0,
+            1,
+            out,
+            slot,
+            rows,
+            grad,
+            w,
+            np.zeros((2, 2, 2), f),
+            kind,
+            1e-3,
+            0.9,
+            0.999,
+            1e-8,
+            0.0,
+            0.9,
+            0.1,
+            0.1,
+        )
     for kind in (ADAM, ADAMW, SGD):
         update_rows(
             w,
