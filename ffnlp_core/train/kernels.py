@@ -1,5 +1,6 @@
 """Numba kernels for the CPU fast path: the epoch's row permutation, the sparse first layer, the softmax
-cross-entropy and its gradient, and the optimizer updates.
+cross-entropy and its gradient, and the probes' statistics (the optimizer updates are in updates.py,
+the compilation settings and the prefetch hint in jit.py).
 
 Why they exist: at batch 32 a PyTorch step on this network is mostly per-operation overhead (autograd,
 dispatcher, optimizer bookkeeping) plus a dense Adam update of the whole vocabulary x width matrix, of
@@ -10,45 +11,19 @@ All arrays are float32 except indices (int64); kernels write in place.
 from __future__ import annotations
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, types
-from numba.core import cgutils
-from numba.extending import intrinsic
 
-ADAM, ADAMW, SGD = 0, 1, 2
-OPTIMIZER_CODES = {"adam": ADAM, "adamw": ADAMW, "sgd": SGD}
-# error_model="numpy": no ZeroDivisionError checks, which would stop LLVM from vectorizing the loops.
-# nogil: the web server's threads keep running while a kernel works.
-_jit = njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
-
-
-@intrinsic
-def _prefetch(typingctx, arr_ty, off_ty):
-    """Hint the CPU to bring the cache line at byte `off` of array `arr`'s data into cache (LLVM's
-    prefetch; it changes no value). Used on the weight and optimizer rows a kernel reads next, which sit
-    at random addresses the hardware prefetcher cannot guess."""
-    sig = types.void(arr_ty, off_ty)
-
-    def codegen(context, builder, signature, args):
-        arr, off = args
-        ary = context.make_array(signature.args[0])(context, builder, arr)
-        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
-        ptr = builder.gep(builder.bitcast(ary.data, i8p), [off])
-        fn = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0i8"
-        )
-        builder.call(fn, [ptr, i32(1), i32(3), i32(1)])  # for writing, keep in all levels, data cache
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
-@_jit
-def _prefetch_span(a, nbytes):
-    """Prefetch the first nbytes of array a's data (a contiguous row)."""
-    for off in range(0, nbytes, 64):
-        _prefetch(a, off)
-    _prefetch(a, nbytes - 1)
+from . import updates
+from .jit import _jit, _prefetch_span
+from .updates import (  # noqa: F401  (the optimizer kernels, reached as kernels.* by the fast path)
+    ADAM,
+    ADAMW,
+    OPTIMIZER_CODES,
+    SGD,
+    backward_update_rows,
+    update_flat,
+    update_flat_probed,
+    update_rows,
+)
 
 
 @_jit
@@ -169,217 +144,6 @@ def softmax_xent(logits, y, dz):
 
 
 @_jit
-def _update_span(w, s1, s2, g, kind, lr, b1, b2, eps, wd, momentum, bc1, bc2):
-    """One optimizer update of a contiguous run of parameters, in place (PyTorch's update rules).
-
-    Returns (sum of squared changes, change of the sum of squares) of the run, for the probes.
-    Each rule is split into loops with a single store each so that they vectorize.
-    """
-    n = w.shape[0]
-    lr32, wdf, mom = np.float32(lr), np.float32(wd), np.float32(momentum)
-    du2 = np.float32(0.0)
-    dw2 = np.float32(0.0)
-    if kind == SGD:  # buf = momentum * buf + (g + wd * w);  w -= lr * buf
-        for j in range(n):
-            s1[j] = mom * s1[j] + g[j] + wdf * w[j]
-        for j in range(n):
-            d = -lr32 * s1[j]
-            du2 += d * d
-            dw2 += d * (2 * w[j] + d)  # (w + d)^2 - w^2
-            w[j] += d
-        return du2, dw2
-    b1f, b2f, epsf = np.float32(b1), np.float32(b2), np.float32(eps)
-    c1, c2 = np.float32(1.0 - b1), np.float32(1.0 - b2)  # not 1 - b2f: float32(0.999) rounds 1 - it by 1e-5
-    step = np.float32(lr / bc1)
-    inv_sqrt_bc2 = np.float32(1.0 / np.sqrt(bc2))
-    l2 = wdf if kind == ADAM else np.float32(0.0)  # Adam: L2 added to the gradient
-    decay = np.float32(lr * wd) if kind == ADAMW else np.float32(0.0)  # AdamW: decoupled decay
-    for j in range(n):
-        s1[j] = b1f * s1[j] + c1 * (g[j] + l2 * w[j])
-    for j in range(n):
-        gj = g[j] + l2 * w[j]
-        s2[j] = b2f * s2[j] + c2 * gj * gj
-    for j in range(n):
-        d = -decay * w[j] - step * s1[j] / (np.sqrt(s2[j]) * inv_sqrt_bc2 + epsf)
-        du2 += d * d
-        dw2 += d * (2 * w[j] + d)
-        w[j] += d
-    return du2, dw2
-
-
-@_jit
-def update_rows(weight, s1, s2, rows, grad, n, kind, lr, b1, b2, eps, wd, momentum, bc1, bc2):
-    """Lazy update of the touched rows only (as torch.optim.SparseAdam does).
-
-    Returns (sum of squared updates, change of sum W^2) over those rows.
-    """
-    du2 = 0.0
-    dw2 = 0.0
-    for q in range(n):
-        r = rows[q]
-        a, b = _update_span(weight[r], s1[r], s2[r], grad[q], kind, lr, b1, b2, eps, wd, momentum, bc1, bc2)
-        du2 += a
-        dw2 += b
-    return du2, dw2
-
-
-@_jit
-def backward_update_rows(
-    indptr,
-    indices,
-    data,
-    start,
-    stop,
-    dz,
-    slot,
-    rows,
-    grad,
-    weight,
-    state,
-    kind,
-    lr,
-    b1,
-    b2,
-    eps,
-    wd,
-    momentum,
-    bc1,
-    bc2,
-):
-    """sparse_backward then update_rows in one call, while the gradient rows are still in cache.
-
-    state: (vocab, 2, H), the optimizer's two slots of each row side by side (SGD uses only [:, 0]), so a
-    row's state is one contiguous run of memory. Each touched row is updated in a single pass (one load of w, its
-    state and its gradient). Returns (n, sum of squared updates, change of sum W^2).
-    """
-    width = dz.shape[1]
-    n = 0
-    for r in range(start, stop):
-        g = dz[r - start]
-        for k in range(indptr[r], indptr[r + 1]):
-            c = indices[k]
-            q = slot[c]
-            if q < 0:
-                q = n
-                slot[c] = n
-                rows[n] = c
-                n += 1
-                gq = grad[q]
-                v = data[k]
-                for j in range(width):
-                    gq[j] = v * g[j]
-            else:
-                gq = grad[q]
-                v = data[k]
-                for j in range(width):
-                    gq[j] += v * g[j]
-    lr32, wdf, mom = np.float32(lr), np.float32(wd), np.float32(momentum)
-    b1f, b2f, epsf = np.float32(b1), np.float32(b2), np.float32(eps)
-    c1, c2 = np.float32(1.0 - b1), np.float32(1.0 - b2)
-    step = np.float32(lr / bc1)
-    inv_sqrt_bc2 = np.float32(1.0 / np.sqrt(bc2))
-    l2 = wdf if kind == ADAM else np.float32(0.0)
-    decay = np.float32(lr * wd) if kind == ADAMW else np.float32(0.0)
-    du2 = 0.0
-    dw2 = 0.0
-    ahead = 4  # rows prefetched ahead of the one being updated
-    wbytes, sbytes = width * 4, 2 * width * 4
-    for q in range(min(ahead, n)):
-        _prefetch_span(weight[rows[q]], wbytes)
-        _prefetch_span(state[rows[q]], sbytes)
-    for q in range(n):
-        if q + ahead < n:
-            nxt = rows[q + ahead]
-            _prefetch_span(weight[nxt], wbytes)
-            _prefetch_span(state[nxt], sbytes)
-        r = rows[q]
-        slot[r] = -1
-        w = weight[r]
-        m1 = state[r, 0]
-        m2 = state[r, 1]
-        gq = grad[q]
-        rdu2 = np.float32(0.0)
-        rdw2 = np.float32(0.0)
-        if kind == SGD:
-            for j in range(width):
-                gj = gq[j]
-                wj = w[j]
-                bj = mom * m1[j] + gj + wdf * wj
-                m1[j] = bj
-                d = -lr32 * bj
-                rdu2 += d * d
-                rdw2 += d * (2 * wj + d)
-                w[j] = wj + d
-        else:
-            for j in range(width):
-                gj = gq[j]
-                wj = w[j]
-                ge = gj + l2 * wj
-                a = b1f * m1[j] + c1 * ge
-                s = b2f * m2[j] + c2 * ge * ge
-                m1[j] = a
-                m2[j] = s
-                d = -decay * wj - step * a / (np.sqrt(s) * inv_sqrt_bc2 + epsf)
-                rdu2 += d * d
-                rdw2 += d * (2 * wj + d)
-                w[j] = wj + d
-        du2 += rdu2
-        dw2 += rdw2
-    return n, du2, dw2
-
-
-@_jit
-def update_flat(params, s1, s2, grad, kind, lr, b1, b2, eps, wd, momentum, bc1, bc2):
-    """Update of one flat buffer holding all the dense parameters."""
-    return _update_span(params, s1, s2, grad, kind, lr, b1, b2, eps, wd, momentum, bc1, bc2)
-
-
-@_jit
-def update_flat_probed(params, s1, s2, grad, starts, sizes, kind, lr, b1, b2, eps, wd, momentum, bc1, bc2):
-    """update_flat, measuring each weight segment [start, start + size) on the way (a probed step):
-    returns (sum of squared gradients, sum of squared updates, sum of squared weights after), one per segment.
-    The spans between segments (the biases) are updated without being measured."""
-    k = starts.shape[0]
-    grad_sq, update_sq, weight_sq = np.zeros(k), np.zeros(k), np.zeros(k)
-    pos = 0
-    for i in range(k):
-        a, b = starts[i], starts[i] + sizes[i]
-        if a > pos:
-            _update_span(
-                params[pos:a],
-                s1[pos:a],
-                s2[pos:a],
-                grad[pos:a],
-                kind,
-                lr,
-                b1,
-                b2,
-                eps,
-                wd,
-                momentum,
-                bc1,
-                bc2,
-            )
-        g2 = np.float32(0.0)
-        for j in range(a, b):
-            g2 += grad[j] * grad[j]
-        du2, _ = _update_span(
-            params[a:b], s1[a:b], s2[a:b], grad[a:b], kind, lr, b1, b2, eps, wd, momentum, bc1, bc2
-        )
-        w2 = np.float32(0.0)
-        for j in range(a, b):
-            w2 += params[j] * params[j]
-        grad_sq[i], update_sq[i], weight_sq[i] = g2, du2, w2
-        pos = b
-    n = params.shape[0]
-    if pos < n:
-        _update_span(
-            params[pos:n], s1[pos:n], s2[pos:n], grad[pos:n], kind, lr, b1, b2, eps, wd, momentum, bc1, bc2
-        )
-    return grad_sq, update_sq, weight_sq
-
-
-@_jit
 def segment_sq(a, b, starts, sizes):
     """Sum of squares of (a - b) over each segment [start, start + size) of flat arrays; b may be None."""
     out = np.zeros(starts.shape[0])
@@ -431,99 +195,21 @@ def small_slope_fraction(h, kind_sigmoid, threshold):
 def warm_up() -> None:
     """Compile (or load from cache) every kernel on tiny inputs, so the first real step is fast."""
     f = np.float32
-    indptr = np.array([0, 1], np.int64)
-    indices = np.array([0], np.int64)
-    data = np.ones(1, f)
-    w = np.zeros((2, 2), f)
-    out = np.zeros((1, 2), f)
+    indptr, indices, data = np.array([0, 1], np.int64), np.array([0], np.int64), np.ones(1, f)
+    w, out = np.zeros((2, 2), f), np.zeros((1, 2), f)
     sparse_forward(indptr, indices, data, 0, 1, w, np.zeros(2, f), out)
     add_bias(out, np.zeros(2, f))
-    slot = np.full(2, -1, np.int64)
-    rows = np.zeros(2, np.int64)
-    grad = np.zeros((2, 2), f)
-    n = sparse_backward(indptr, indices, data, 0, 1, out, slot, rows, grad)
-    for kind in (ADAM, ADAMW, SGD):
-        backward_update_rows(
-            indptr,
-            indices,
-            data,
-            0,
-            1,
-            out,
-            slot,
-            rows,
-            grad,
-            w,
-            np.zeros((2, 2, 2), f),
-            kind,
-            1e-3,
-            0.9,
-            0.999,
-            1e-8,
-            0.0,
-            0.9,
-            0.1,
-            0.1,
-        )
-    for kind in (ADAM, ADAMW, SGD):
-        update_rows(
-            w,
-            np.zeros_like(w),
-            np.zeros_like(w),
-            rows,
-            grad,
-            n,
-            kind,
-            1e-3,
-            0.9,
-            0.999,
-            1e-8,
-            0.0,
-            0.9,
-            0.1,
-            0.1,
-        )
-        update_flat(
-            np.zeros(2, f),
-            np.zeros(2, f),
-            np.zeros(2, f),
-            np.zeros(2, f),
-            kind,
-            1e-3,
-            0.9,
-            0.999,
-            1e-8,
-            0.0,
-            0.9,
-            0.1,
-            0.1,
-        )
-    flat, seg = np.zeros(2, f), np.zeros(1, np.int64)
-    for kind in (ADAM, ADAMW, SGD):
-        update_flat_probed(
-            np.zeros(4, f),
-            np.zeros(4, f),
-            np.zeros(4, f),
-            np.zeros(4, f),
-            np.array([1], np.int64),
-            np.array([2], np.int64),
-            kind,
-            1e-3,
-            0.9,
-            0.999,
-            1e-8,
-            0.0,
-            0.9,
-            0.1,
-            0.1,
-        )
+    slot, rows, grad = np.full(2, -1, np.int64), np.zeros(2, np.int64), np.zeros((2, 2), f)
+    sparse_backward(indptr, indices, data, 0, 1, out, slot, rows, grad)
     for idx in (np.int32, np.int64):  # scipy's CSR holds int32 indices, or int64 for large matrices
         permute_rows(
             indptr.astype(idx), indices.astype(idx), data, np.zeros(1, np.int64), indptr, indices, data
         )
     softmax_xent(out, np.zeros(1, np.int64), np.zeros_like(out))
+    flat, seg = np.zeros(2, f), np.zeros(1, np.int64)
     segment_sq(flat, None, seg, seg)
     segment_sq(flat, flat, seg, seg)
     mean_row_norm(out)
     dead_fraction(out)
     small_slope_fraction(out, True, 0.1)
+    updates.warm_up()
