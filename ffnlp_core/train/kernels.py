@@ -20,6 +20,7 @@ from .updates import (  # noqa: F401  (the optimizer kernels, reached as kernels
     OPTIMIZER_CODES,
     SGD,
     backward_update_rows,
+    sparse_backward,
     update_flat,
     update_flat_probed,
     update_rows,
@@ -69,35 +70,6 @@ def add_bias(z, bias):
         zi = z[i]
         for j in range(z.shape[1]):
             zi[j] += bias[j]
-
-
-@_jit
-def sparse_backward(indptr, indices, data, start, stop, dz, slot, rows, grad):
-    """Gradient of the loss w.r.t. the weight rows the batch touched.
-
-    dz: (B, H) gradient at the layer's output. Writes the distinct word ids to rows[:n] and their
-    gradient rows to grad[:n]; returns n. `slot` (vocab,) must be all -1 on entry and is left so.
-    """
-    width = dz.shape[1]
-    n = 0
-    for r in range(start, stop):
-        g = dz[r - start]
-        for k in range(indptr[r], indptr[r + 1]):
-            c = indices[k]
-            q = slot[c]
-            if q < 0:
-                q = n
-                slot[c] = n
-                rows[n] = c
-                n += 1
-                for j in range(width):
-                    grad[q, j] = 0.0
-            v = data[k]
-            for j in range(width):
-                grad[q, j] += v * g[j]
-    for q in range(n):
-        slot[rows[q]] = -1
-    return n
 
 
 @_jit

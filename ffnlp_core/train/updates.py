@@ -1,5 +1,6 @@
-"""Numba kernels of the optimizers on the CPU fast path: Adam, AdamW and SGD (with momentum) on the first
-layer's touched rows (fused with that layer's backward pass in `backward_update_rows`) and on the dense
+"""Numba kernels of the optimizers on the CPU fast path: the first layer's backward pass on the rows a
+batch touched (`sparse_backward`), Adam, AdamW and SGD (with momentum) on those rows (both in one call,
+while the gradient rows are in cache: `backward_update_rows`) and on the dense
 layers' flat parameters (with the probes' norms in `update_flat_probed`)."""
 
 from __future__ import annotations
@@ -69,6 +70,35 @@ def update_rows(weight, s1, s2, rows, grad, n, kind, lr, b1, b2, eps, wd, moment
 
 
 @_jit
+def sparse_backward(indptr, indices, data, start, stop, dz, slot, rows, grad):
+    """Gradient of the loss w.r.t. the weight rows the batch touched.
+
+    dz: (B, H) gradient at the layer's output. Writes the distinct word ids to rows[:n] and their
+    gradient rows to grad[:n]; returns n. `slot` (vocab,) must be all -1 on entry and is left so.
+    """
+    width = dz.shape[1]
+    n = 0
+    for r in range(start, stop):
+        g = dz[r - start]
+        for k in range(indptr[r], indptr[r + 1]):
+            c = indices[k]
+            q = slot[c]
+            if q < 0:
+                q = n
+                slot[c] = n
+                rows[n] = c
+                n += 1
+                for j in range(width):
+                    grad[q, j] = 0.0
+            v = data[k]
+            for j in range(width):
+                grad[q, j] += v * g[j]
+    for q in range(n):
+        slot[rows[q]] = -1
+    return n
+
+
+@_jit
 def backward_update_rows(
     indptr,
     indices,
@@ -98,26 +128,7 @@ def backward_update_rows(
     state and its gradient). Returns (n, sum of squared updates, change of sum W^2).
     """
     width = dz.shape[1]
-    n = 0
-    for r in range(start, stop):
-        g = dz[r - start]
-        for k in range(indptr[r], indptr[r + 1]):
-            c = indices[k]
-            q = slot[c]
-            if q < 0:
-                q = n
-                slot[c] = n
-                rows[n] = c
-                n += 1
-                gq = grad[q]
-                v = data[k]
-                for j in range(width):
-                    gq[j] = v * g[j]
-            else:
-                gq = grad[q]
-                v = data[k]
-                for j in range(width):
-                    gq[j] += v * g[j]
+    n = sparse_backward(indptr, indices, data, start, stop, dz, slot, rows, grad)
     lr32, wdf, mom = np.float32(lr), np.float32(wd), np.float32(momentum)
     b1f, b2f, epsf = np.float32(b1), np.float32(b2), np.float32(eps)
     c1, c2 = np.float32(1.0 - b1), np.float32(1.0 - b2)
@@ -138,7 +149,6 @@ def backward_update_rows(
             _prefetch_span(weight[nxt], wbytes)
             _prefetch_span(state[nxt], sbytes)
         r = rows[q]
-        slot[r] = -1
         w = weight[r]
         m1 = state[r, 0]
         m2 = state[r, 1]
