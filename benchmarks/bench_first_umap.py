@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "tests" / "browser"))
 
 from bench_app import DEFAULT_CSV, Served  # noqa: E402
 from conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
-from helpers import click, key, nav, wait_for, wait_idle  # noqa: E402
+from helpers import click, key, nav, train_run, wait_for, wait_idle  # noqa: E402
 
 TITLES = """() => Array.from(document.querySelectorAll('.st-key-repr_view .js-plotly-plot'))
   .map(gd => gd._fullLayout && gd._fullLayout.title ? gd._fullLayout.title.text.replace(/<[^>]*>/g, '') : '')
@@ -64,14 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             kept = "() => (document.querySelector('[data-testid=stMetricValue]') || {}).innerText || ''"
             wait_for(lambda: page.evaluate(kept) not in ("", "4,000"), timeout=120)  # the file, not built-in
             wait_idle(page, timeout=120)
-            nav(page, "Train")
-            box = key(page, "train_epochs").locator("input")
-            box.fill(str(args.epochs))
-            box.press("Enter")
-            wait_idle(page)
-            click(page, "train_start")
-            side = page.locator("[data-testid=stSidebar]")
-            wait_for(lambda: "finished" in side.inner_text(), timeout=600)
+            train_run(page, args.epochs, timeout=600)
             nav(page, "Representations")
             key(page, "repr_method").get_by_text("UMAP").click()
             wait_idle(page)

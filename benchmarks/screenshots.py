@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT / "tests" / "browser"))
 
 from bench_app import Served  # noqa: E402
 from conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
-from helpers import click, key, nav, query, wait_for, wait_idle  # noqa: E402
+from helpers import click, nav, query, train_run, wait_for, wait_idle  # noqa: E402
 
 PAGES = [  # (file name, url path)
     ("home", "/"),
@@ -77,14 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             page = browser.new_context(viewport={"width": args.width, "height": args.height}).new_page()
             page.goto(server.url("/"))
             settle(page)
-            nav(page, "Train")
-            box = key(page, "train_epochs").locator("input")
-            box.fill(str(args.epochs))
-            box.press("Enter")
-            wait_idle(page)
-            click(page, "train_start")
-            side = page.locator("[data-testid=stSidebar]")
-            wait_for(lambda: "finished" in side.inner_text(), timeout=300)
+            train_run(page, args.epochs, timeout=300)
             sid = query(page)["sid"]
             nav(page, "Representations")
             click(page, "repr_project")  # the workspace keeps it on for the screenshots below

@@ -75,3 +75,15 @@ def wait_for(predicate, timeout: float = 30.0, every: float = 0.25):
             return value
         time.sleep(every)
     raise TimeoutError("condition not met in time")
+
+
+def train_run(page, epochs: int, timeout: float = 300.0) -> None:
+    """On the Train page: set the epochs, click Start and wait until the sidebar says the run finished."""
+    nav(page, "Train")
+    box = key(page, "train_epochs").locator("input")
+    box.fill(str(epochs))
+    box.press("Enter")
+    wait_idle(page)
+    click(page, "train_start")
+    side = page.locator("[data-testid=stSidebar]")
+    wait_for(lambda: "finished" in side.inner_text(), timeout=timeout)
