@@ -157,7 +157,7 @@ class _Lines:
 def cmd_train(args: argparse.Namespace) -> int:
     from .data.dataset import build_dataset, load_source
     from .data.errors import DataError
-    from .events import Eval, Failed, Finished, Started, Steps
+    from .events import Eval, Failed, Finished, Started, Steps, end_status
     from .train.loop import train
     from .train.plan import build_model, prepare
 
@@ -217,7 +217,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         from .inspect.metrics import cli_fields
 
         summary.update(cli_fields(last_eval.confusion, ds))  # per class, macro/weighted F1, baselines
-    summary["status"] = _end_status(result, caught)
+    summary["status"] = "stopped" if caught and isinstance(result, Finished) else end_status(result)
     if saver is not None:
         try:
             saver.finish()
@@ -238,15 +238,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     if caught:
         return 128 + int(getattr(signal, caught[0]))  # the shell's convention: 130 for Ctrl-C, 143 for TERM
     return 1 if isinstance(result, Failed) else 0
-
-
-def _end_status(result, caught: list) -> str:
-    """The run's end as the app names it: finished, stopped, diverged or failed."""
-    from .events import Failed
-
-    if isinstance(result, Failed):
-        return "diverged" if result.kind == "diverged" else "failed"
-    return "stopped" if caught or result.stopped else "finished"
 
 
 def check_outputs(args: argparse.Namespace) -> None:

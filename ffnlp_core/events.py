@@ -108,3 +108,11 @@ class Failed:
 
 
 Event = Started | Steps | Gradients | Eval | HiddenSnapshot | HardExamples | Finished | Failed
+
+
+def end_status(final: Finished | Failed) -> str:
+    """The status a run's last event means, as every consumer names it: finished, stopped, diverged
+    (the engine's divergence check ended it) or failed (an error, out of memory)."""
+    if isinstance(final, Failed):
+        return "diverged" if final.kind == "diverged" else "failed"
+    return "stopped" if final.stopped else "finished"

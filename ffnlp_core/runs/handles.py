@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .. import events
 from ..config import RunConfig
 from .folders import HALF_WRITTEN, RunReadError
 from .history import RunHistory
@@ -32,7 +33,7 @@ def end_status(history: RunHistory, reason: str = "") -> tuple[str, str]:
     `failed` (an error, out of memory), `stopped`, `finished`."""
     failure = history.failure
     if failure is not None:
-        return ("diverged" if failure.kind == "diverged" else "failed"), failure.reason
+        return events.end_status(failure), failure.reason
     if history.stopped:
         return "stopped", reason or "stopped by the user"
     if history.summary is not None:

@@ -72,7 +72,6 @@ class JobManager:
         self.lock = threading.RLock()
         self.writer = RunWriter(self.store)  # also marks runs a previous server left live as interrupted
         self.owners = Owners()  # when each session was last active (pruning spares its runs)
-        self.owner_seen = self.owners.seen
         cores = os.cpu_count() or 1
         self.threads_per_job = threads_per_job
         # FFNLP_MAX_CONCURRENT: the server's own limit, read here as FFNLP_WORKERS is (default: the cores)
