@@ -86,11 +86,13 @@ def page_running():
         after_first_page()
 
 
-def _quiet(seconds: float = 1.5, at_most: float = 30.0) -> None:
+def _quiet(seconds: float = 1.5, at_most: float = 30.0, busy=lambda: False) -> None:
     """Wait until no page run is in progress and none began or ended for `seconds` (a page and its drawing
-    in the browser), at most `at_most` seconds."""
+    in the browser), and `busy()` is false, at most `at_most` seconds."""
     deadline = time.monotonic() + at_most
-    while time.monotonic() < deadline and (_RUNNING[0] or time.monotonic() - _LAST_PAGE[0] < seconds):
+    while time.monotonic() < deadline and (
+        _RUNNING[0] or time.monotonic() - _LAST_PAGE[0] < seconds or busy()
+    ):
         time.sleep(0.1)
 
 
@@ -177,9 +179,12 @@ def warm_up() -> None:
 
         kernels.warm_up()
     _quiet()
-    with contextlib.suppress(ImportError):  # umap-learn missing: PCA only
-        from ffnlp_core.inspect import umap_service
+    from ffnlp_core.inspect import umap_service
 
+    with contextlib.suppress(ImportError):  # umap-learn missing: PCA only
         umap_service.warm_up_umap()
-    _quiet(3.0)
+    # nor while projections are computed, or may soon be (5 s after the compile or a projection): the UMAP
+    # process runs at nice 19, and this import's 4 s at normal priority, started as the compile ended, made
+    # the first projection of a page that was waiting for UMAP take 4.2 s instead of 0.8 s
+    _quiet(3.0, at_most=120.0, busy=lambda: umap_service.WORKER.quiet_for() < 5.0)
     import ffnlp_core.train.lit_module  # noqa: F401  (Lightning)

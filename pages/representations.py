@@ -91,7 +91,7 @@ def umap_waiting() -> bool:
     )
 
 
-running, waiting = not run.done, umap_waiting()
+running = not run.done
 umap_now = umap_service.WORKER.finished, umap_service.umap_status()["state"]  # before the view asks for more
 
 
@@ -191,10 +191,10 @@ def view() -> None:
             st.info(f"No hidden states yet: {rows:,} dev rows are captured at each evaluation (Train page).")
         else:
             draw(now, snaps)
-        if (running and now.done) or (not running and umap_waiting() != waiting):
-            st.rerun()  # start or stop polling
+        if running and now.done:
+            st.rerun()  # stop polling
 
 
 view()
-if waiting and not running:
+if not running and umap_waiting():  # asked now (by the view) or earlier: redraw as each projection lands
     ui.rerun_when(lambda: (umap_service.WORKER.finished, umap_service.umap_status()["state"]) != umap_now)

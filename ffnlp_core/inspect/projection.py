@@ -27,6 +27,10 @@ INPUT = "input"  # the layer name of the raw bag-of-words input
 SVD_DIMS = 50  # the sparse input is reduced to this many dimensions before PCA / UMAP
 KNN_K = 11  # odd: no ties between two classes
 SCORE_ROWS = 1000  # the separation score uses at most this many rows (seeded subset)
+# UMAP's optimisation epochs (umap-learn's default below 10,000 rows is 500). Measured on 2,000 Davidson dev
+# comments (trustworthiness at 15 neighbours, 200 -> 100 epochs): hidden states 0.987/0.997/0.998 unchanged
+# to 0.001 at half the time; the SVD'd bag of words drops 0.802 -> 0.783 at 100 and keeps 0.802 at 150.
+UMAP_EPOCHS, UMAP_INPUT_EPOCHS = 100, 150
 
 
 # --- projections ----------------------------------------------------------------------------------
@@ -61,14 +65,14 @@ def _pca(x: np.ndarray, n_components: int, seed: int) -> np.ndarray:
     return out
 
 
-def _umap(x: np.ndarray, n_components: int, seed: int) -> np.ndarray:
+def _umap(x: np.ndarray, n_components: int, seed: int, epochs: int = UMAP_EPOCHS) -> np.ndarray:
     """UMAP (in the UMAP process) started from the PCA layout: no spectral step, and the same orientation
     as the PCA view; too few rows for a neighbour graph: the PCA layout itself."""
     init = _pca(x, n_components, seed)
     if len(x) < 2 * n_components + 6:
         return init
     start = init.astype(np.float64) if np.ptp(init, axis=0).min() > 0 else "random"
-    return umap_service.UMAP_PROCESS.umap(x, n_components, seed, start)
+    return umap_service.UMAP_PROCESS.umap(x, n_components, seed, start, epochs)
 
 
 def align(y: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -79,12 +83,15 @@ def align(y: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return (yc @ (u @ vt)).astype(np.float32)
 
 
-def project(X, method: str = "pca", seed: int = 0, n_components: int = 2, reference=None) -> np.ndarray:
-    """(n, features) dense or sparse -> (n, n_components) float32, the same for the same seed."""
+def project(
+    X, method: str = "pca", seed: int = 0, n_components: int = 2, reference=None, epochs: int = UMAP_EPOCHS
+) -> np.ndarray:
+    """(n, features) dense or sparse -> (n, n_components) float32, the same for the same seed; `epochs`
+    are UMAP's."""
     if method not in METHODS:
         raise ValueError(f"unknown projection {method!r}; use one of {list(METHODS)}")
     x = reduce_input(X, seed) if sp.issparse(X) else np.ascontiguousarray(X, np.float32)
-    y = _umap(x, n_components, seed) if method == "umap" else _pca(x, n_components, seed)
+    y = _umap(x, n_components, seed, epochs) if method == "umap" else _pca(x, n_components, seed)
     return y if reference is None else align(y, np.asarray(reference, np.float32))
 
 
@@ -143,14 +150,15 @@ def embedding(run_id, snapshots, index, layer, method, seed=0, raw=None) -> tupl
     view; until it is there (or while umap-learn compiles) the PCA view is returned."""
     if layer == INPUT:  # the input does not change during training: one projection per run
         base = cached((run_id, INPUT, "pca", seed), lambda: project(raw, "pca", seed))
-        key, matrix = (run_id, INPUT, "umap", seed), (lambda: raw)
+        key, matrix, epochs = (run_id, INPUT, "umap", seed), (lambda: raw), UMAP_INPUT_EPOCHS
     else:
         base = aligned_pca(run_id, snapshots, index, layer, seed)
         snap = snapshots[index]
-        key, matrix = (run_id, snap.step, layer, "umap", seed), (lambda: layer_matrix(snap, layer))
+        key, epochs = (run_id, snap.step, layer, "umap", seed), UMAP_EPOCHS
+        matrix = lambda: layer_matrix(snap, layer)  # noqa: E731
     if method != "umap" or not umap_ready():
         return base, "pca"
-    found = WORKER.request(key, lambda: project(matrix(), "umap", seed))
+    found = WORKER.request(key, lambda: project(matrix(), "umap", seed, epochs=epochs))
     return (base, "pca") if found is None else (align(found, base), "umap")
 
 

@@ -23,16 +23,19 @@ from .. import settings
 EXPECTED_WARM_SECONDS = 35.0
 
 
-def umap_here(x: np.ndarray, n_components: int, seed: int, init: np.ndarray | str = "random") -> np.ndarray:
+def umap_here(
+    x: np.ndarray, n_components: int, seed: int, init: np.ndarray | str = "random", epochs: int = 200
+) -> np.ndarray:
     """UMAP in this process (the UMAP process runs it); `init` is the starting layout (projection.py passes
-    its PCA, so UMAP needs no spectral step and keeps the PCA view's orientation)."""
+    its PCA, so UMAP needs no spectral step and keeps the PCA view's orientation). The optimisation's
+    `epochs` are nearly all of the time (2,000 rows: 4-5 ms an epoch here)."""
     import umap
 
     model = umap.UMAP(
         n_neighbors=min(15, len(x) - 1),
         n_components=n_components,
         init=init,
-        n_epochs=200,
+        n_epochs=epochs,
         random_state=seed,
         n_jobs=1,  # with a seed umap-learn runs single-threaded anyway (and warns)
         # NN-descent (numba) at every size: under 4,096 rows umap-learn otherwise asks scikit-learn for
@@ -88,6 +91,7 @@ class BackgroundQueue:
         self.failed: dict = {}
         self.thread: threading.Thread | None = None
         self.finished = 0  # projections computed or failed so far (a page polls it to redraw at once)
+        self.last_work = 0.0  # time.monotonic() when a projection (or the warm-up) last ended
 
     def request(self, key, compute):
         """The cached value, or None while it is computed (queued now if it was not yet)."""
@@ -111,6 +115,10 @@ class BackgroundQueue:
         with self.cond:
             return bool(self.jobs) or self.running is not None
 
+    def quiet_for(self) -> float:
+        """Seconds since the last projection (or the warm-up's compile) ended; 0 while one is computed."""
+        return 0.0 if self.busy() else time.monotonic() - self.last_work
+
     def _loop(self) -> None:
         while True:
             with self.cond:
@@ -127,6 +135,7 @@ class BackgroundQueue:
                 with self.cond:
                     self.running = None
                     self.finished += 1
+                    self.last_work = time.monotonic()
 
 
 WORKER = BackgroundQueue()
@@ -141,9 +150,14 @@ class UmapProcess:
         self.lock, self.conn, self.proc = threading.Lock(), None, None
 
     def umap(
-        self, x: np.ndarray, n_components: int, seed: int, init: np.ndarray | str = "random"
+        self,
+        x: np.ndarray,
+        n_components: int,
+        seed: int,
+        init: np.ndarray | str = "random",
+        epochs: int = 200,
     ) -> np.ndarray:
-        return self.ask(("umap", x, n_components, seed, init))
+        return self.ask(("umap", x, n_components, seed, init, epochs))
 
     def ask(self, message: tuple, on_stage: Callable[[str], None] | None = None):
         with self.lock:
@@ -212,8 +226,9 @@ def _serve(conn) -> None:
                     ("large data sets", rows),
                 ):
                     conn.send(("stage", stage))
-                    if n:  # as projection.py calls it: float32 rows, a float64 PCA layout as the start
-                        umap_here(rng.random((n, dims), dtype=np.float32), 2, seed, rng.random((n, 2)))
+                    if n:  # as projection.py calls it: float32 rows, a float64 PCA layout as the start (20
+                        # epochs: the compile is what is warmed, and it does not depend on them)
+                        umap_here(rng.random((n, dims), dtype=np.float32), 2, seed, rng.random((n, 2)), 20)
                     else:
                         import umap  # noqa: F401
                 conn.send(("ok", None))
@@ -244,6 +259,7 @@ def warm_up_umap(rows: int = 5000, dims: int = 20, seed: int = 0) -> bool:
         state, error = "ready", ""
     except Exception as exc:  # UMAP stays unavailable; PCA works without it
         state, error = "failed", str(exc)
+    WORKER.last_work = time.monotonic()  # the pages waiting for it ask for their projections now
     with _WARM_LOCK:
         _WARM.update(state=state, error=error, seconds=time.monotonic() - _WARM["started"])
     return state == "ready"

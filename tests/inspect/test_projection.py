@@ -5,6 +5,7 @@ background worker, and the Representations page itself with AppTest."""
 from __future__ import annotations
 
 import html
+import time
 from pathlib import Path
 
 import numpy as np
@@ -243,3 +244,19 @@ def test_the_separation_sentence_names_the_best_layer_the_input_and_chance():
     )
     table[pj.INPUT] = 0.99
     assert "no more than in the input (0.99)" in pj.separation_sentence(table, 1, ["h0", "h1"], 0.59)
+
+
+def test_umap_gets_fewer_epochs_for_hidden_states_than_for_the_input(shared_run, monkeypatch):
+    """The epochs measured in projection.py reach the UMAP process: 100 for a hidden layer, 150 for the SVD'd
+    bag of words (whose layout lost trustworthiness at 100)."""
+    snaps, asked = snapshots(shared_run.events), []
+    monkeypatch.setattr(pj, "umap_ready", lambda: True)
+    monkeypatch.setattr(
+        us.UMAP_PROCESS, "umap", lambda x, c, s, init, epochs: asked.append(epochs) or x[:, :c]
+    )
+    raw = shared_run.ds.x_dev[snaps[-1].dev_rows]
+    for layer in ("h1", pj.INPUT):
+        key = ("test-epochs", time.time(), layer)
+        while pj.embedding(key, snaps, len(snaps) - 1, layer, "umap", raw=raw)[1] != "umap":
+            time.sleep(0.01)
+    assert asked == [pj.UMAP_EPOCHS, pj.UMAP_INPUT_EPOCHS] == [100, 150]

@@ -62,3 +62,19 @@ def test_closing_the_umap_process_does_not_wait_for_a_call_in_flight():
     assert "ended unexpectedly" in str(outcome[0])
     assert took < 5.0, f"close() waited {took:.1f} s"
     assert not child.is_alive()
+
+
+def test_quiet_for_counts_from_the_last_projection_and_is_zero_while_one_runs():
+    """The server's warm-up waits on it before importing Lightning (4 s at normal priority starved the
+    first projection, computed at nice 19)."""
+    started, release = threading.Event(), threading.Event()
+    key = ("test-quiet", time.time())
+    us.WORKER.request(key, lambda: started.set() or release.wait(10) or np.zeros(1))
+    assert started.wait(10)
+    assert us.WORKER.quiet_for() == 0.0
+    release.set()
+    deadline = time.monotonic() + 10
+    while us.WORKER.busy() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)
+    assert 0.2 <= us.WORKER.quiet_for() < 5.0
