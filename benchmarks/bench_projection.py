@@ -73,7 +73,9 @@ def umap_child(path: str, warm: bool) -> None:
     x = np.load(path)
     if not warm:
         _, out["import_wall"], out["import_cpu"] = timed(lambda: __import__("umap"))
-        y, out["umap_wall"], out["umap_cpu"] = timed(lambda: umap_service.umap_here(x, 2, 0))
+        y, out["umap_wall"], out["umap_cpu"] = timed(
+            lambda: umap_service.umap_here(x, 2, 0, "random", projection.UMAP_EPOCHS)
+        )
         print(json.dumps(out))
         return
     stall = Stall()

@@ -181,8 +181,7 @@ def warm_up() -> None:
     _quiet()
     from ffnlp_core.inspect import umap_service
 
-    with contextlib.suppress(ImportError):  # umap-learn missing: PCA only
-        umap_service.warm_up_umap()
+    umap_service.warm_up_umap()  # umap-learn missing or failing: it says so, and PCA is shown
     # nor while projections are computed, or may soon be (5 s after the compile or a projection): the UMAP
     # process runs at nice 19, and this import's 4 s at normal priority, started as the compile ended, made
     # the first projection of a page that was waiting for UMAP take 4.2 s instead of 0.8 s

@@ -23,12 +23,10 @@ from .. import settings
 EXPECTED_WARM_SECONDS = 35.0
 
 
-def umap_here(
-    x: np.ndarray, n_components: int, seed: int, init: np.ndarray | str = "random", epochs: int = 200
-) -> np.ndarray:
+def umap_here(x: np.ndarray, n_components: int, seed: int, init: np.ndarray | str, epochs: int) -> np.ndarray:
     """UMAP in this process (the UMAP process runs it); `init` is the starting layout (projection.py passes
     its PCA, so UMAP needs no spectral step and keeps the PCA view's orientation). The optimisation's
-    `epochs` are nearly all of the time (2,000 rows: 4-5 ms an epoch here)."""
+    `epochs` (projection.py chooses them) are nearly all of the time (2,000 rows: 4-5 ms an epoch here)."""
     import umap
 
     model = umap.UMAP(
@@ -115,6 +113,10 @@ class BackgroundQueue:
         with self.cond:
             return bool(self.jobs) or self.running is not None
 
+    def worked(self) -> None:
+        """Count from now in `quiet_for` (the warm-up calls it as its compile ends)."""
+        self.last_work = time.monotonic()
+
     def quiet_for(self) -> float:
         """Seconds since the last projection (or the warm-up's compile) ended; 0 while one is computed."""
         return 0.0 if self.busy() else time.monotonic() - self.last_work
@@ -135,7 +137,7 @@ class BackgroundQueue:
                 with self.cond:
                     self.running = None
                     self.finished += 1
-                    self.last_work = time.monotonic()
+                    self.worked()
 
 
 WORKER = BackgroundQueue()
@@ -154,8 +156,8 @@ class UmapProcess:
         x: np.ndarray,
         n_components: int,
         seed: int,
-        init: np.ndarray | str = "random",
-        epochs: int = 200,
+        init: np.ndarray | str,
+        epochs: int,
     ) -> np.ndarray:
         return self.ask(("umap", x, n_components, seed, init, epochs))
 
@@ -259,7 +261,7 @@ def warm_up_umap(rows: int = 5000, dims: int = 20, seed: int = 0) -> bool:
         state, error = "ready", ""
     except Exception as exc:  # UMAP stays unavailable; PCA works without it
         state, error = "failed", str(exc)
-    WORKER.last_work = time.monotonic()  # the pages waiting for it ask for their projections now
+    WORKER.worked()  # the pages waiting for it ask for their projections now
     with _WARM_LOCK:
         _WARM.update(state=state, error=error, seconds=time.monotonic() - _WARM["started"])
     return state == "ready"
