@@ -11,11 +11,10 @@ import streamlit as st
 from pages import _common as ui
 
 ui.leave_legacy_pages_mode()  # before anything is drawn (see its docstring)
-ui.in_app()  # pages served in the frame (the Data page then shows its data when it is there)
 
 st.set_page_config(page_title="ffnlp", page_icon=":material/hub:", layout="wide")
 
-ws = ui.workspace(wait_for_data=False)  # the pages that need the data wait for it themselves
+ws = ui.workspace(wait_for_data=False)  # the built-in data is read and counted in the background
 if ws.classroom:  # ?classroom=1: larger type, containers keyed "advanced_..." hidden
     from ffnlp_core.session import urlstate
 
@@ -39,6 +38,7 @@ PAGES = {
         ("pages/compare.py", "Compare runs", ":material/compare_arrows:", "compare"),
     ],
 }
+DRAWN_WITHOUT_DATA = {""}  # Home (url path ""): its data card says "counting words…" meanwhile
 here = Path(__file__).parent
 nav = {
     section: [
@@ -51,5 +51,8 @@ nav = {
 page = st.navigation({k: v for k, v in nav.items() if v})
 ui.sidebar_status(ws)
 with ui.page_running():  # the warm-up starts after the first page, and waits while a page is drawn
-    page.run()
+    if page.url_path in DRAWN_WITHOUT_DATA or ui.data_ready(ws):
+        page.run()
+    else:  # a server's first seconds: the title at once, the page once the built-in data is there
+        ui.data_on_its_way(ws, page.title)
 ui.keep_url(ws)

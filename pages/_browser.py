@@ -36,6 +36,12 @@ ELEMENT_CODE = (
     "DownloadButton",
     "StreamlitSyntaxHighlighter",
 )
+# Plotly's code is evaluated in one 1.6 s task of the browser's main thread (a "longtask", measured in
+# Chromium on this 2-core machine), and a click meanwhile waits for it: it is loaded ahead only once the
+# data set is there. Before that (a server's first seconds) the Data page shows a notice and no chart, and
+# its first chart loads it: the data's own wait, not a click's (bench_app --first-page: Data's page switch
+# 3.0-5.4 s with it loaded at once, 0.5-0.6 s without).
+LATE = ("PlotlyChart",)
 _SAFE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _SAFE_FILE = re.compile(r"[A-Za-z0-9_.-]{1,120}\.js")
 
@@ -60,7 +66,7 @@ def keep_url(ws) -> None:
         "{if(u.searchParams.get(k)!==v){u.searchParams.set(k,v);c=true}}"
         "if(c)w.history.replaceState(w.history.state,'',u.toString());}"
         "fix();for(const t of [200,600,1500,3000])setTimeout(fix,t);"  # after Streamlit's own late URL write
-        + _warm_script(element_code())
+        + _warm_script(element_code(charts=ws.dataset_ready))
     )
     with st.sidebar:  # a same-origin frame as tall as its (empty) body; it reloads when the ids change
         st.iframe(f"<script>{script}</script>", height="content")
@@ -82,11 +88,12 @@ def _warm_script(files: tuple[str, ...]) -> str:
 
 
 @functools.cache
-def element_code() -> tuple[str, ...]:
-    """The file names of ELEMENT_CODE in this Streamlit's frontend build (none when its layout differs)."""
+def element_code(charts: bool = True) -> tuple[str, ...]:
+    """The file names of ELEMENT_CODE in this Streamlit's frontend build (none when its layout differs);
+    without Plotly's (`LATE`) unless `charts`."""
     folder = Path(st.__file__).parent / "static" / "static" / "js"
     found = []
-    for kind in ELEMENT_CODE:
+    for kind in ELEMENT_CODE if charts else [k for k in ELEMENT_CODE if k not in LATE]:
         names = sorted(p.name for p in folder.glob(f"{kind}.*.js") if _SAFE_FILE.fullmatch(p.name))
         if len(names) == 1:  # a name that is ambiguous is skipped, not guessed
             found.append(names[0])

@@ -2,7 +2,7 @@
 the module of its role:
 
 - `pages/_server.py`: what one server process shares: `manager()` (the job manager), `workspaces()`,
-  `devices()`, and the start-up work after the first page (`in_app`, `page_running`, `after_first_page`, `warm_up`);
+  `devices()`, and the start-up work after the first page (`page_running`, `after_first_page`, `warm_up`);
 - `pages/_datasets.py`: the data sets of the whole server: `builtin_table`, `load_default_data`,
   `shared_dataset`, `dataset_key`;
 - `pages/_state.py`: the user's workspace and the URL: `workspace()`, `restore_from_url`, `current_run`,
@@ -11,7 +11,7 @@ the module of its role:
   other pages' element code loaded while the first page idles;
 - `pages/_live.py`: views that refresh while a run trains: `poll_seconds`, `live_fragment`, `rerun_when`, `status_line`,
   `sidebar_status`, `POLL_SECONDS`;
-- `pages/_helpers.py`: `page_link`, `need_data`, `wait_for_data`, `synced`, `chart` (every figure, projector-sized in the
+- `pages/_helpers.py`: `page_link`, `need_data`, `data_ready`, `data_on_its_way`, `synced`, `chart` (every figure, projector-sized in the
   classroom view), `fmt_count`.
 
 Pages stay thin: widgets, layout and calls into ffnlp_core. Nothing here imports torch, scikit-learn or
@@ -20,12 +20,24 @@ pandas at import time: a server's first page draws without them.
 
 from pages._browser import keep_url
 from pages._datasets import builtin_table, dataset_key, load_default_data, shared_dataset
-from pages._helpers import chart, error, fmt_count, need_data, page_link, plain, synced, wait_for_data
+from pages._helpers import (
+    chart,
+    data_on_its_way,
+    data_ready,
+    error,
+    fmt_count,
+    need_data,
+    page_link,
+    plain,
+    synced,
+)
 from pages._live import POLL_SECONDS, live_fragment, poll_seconds, rerun_when, sidebar_status, status_line
-from pages._server import after_first_page, devices, in_app, manager, page_running, warm_up, workspaces
+from pages._server import after_first_page, devices, manager, page_running, warm_up, workspaces
 from pages._state import current_run, leave_legacy_pages_mode, restore_from_url, workspace
 
 __all__ = [
+    "data_on_its_way",
+    "data_ready",
     "POLL_SECONDS",
     "after_first_page",
     "builtin_table",
@@ -35,7 +47,6 @@ __all__ = [
     "dataset_key",
     "devices",
     "fmt_count",
-    "in_app",
     "keep_url",
     "leave_legacy_pages_mode",
     "live_fragment",
@@ -52,7 +63,6 @@ __all__ = [
     "sidebar_status",
     "status_line",
     "synced",
-    "wait_for_data",
     "warm_up",
     "workspace",
     "workspaces",

@@ -1,4 +1,4 @@
-"""Small helpers every page uses: links to other pages, the stop when no data is loaded, widgets synced
+"""Small helpers every page uses: links to other pages, the stop when no data is loaded, the notice while the built-in data is counted, widgets synced
 to the workspace config, charts (projector-sized in the classroom view), and number formatting."""
 
 from __future__ import annotations
@@ -33,19 +33,23 @@ def need_data(ws):
     return ws.dataset
 
 
-def wait_for_data(ws, seconds: float = 0.3) -> None:
-    """On a server's first seconds the built-in data may still be read and counted (pandas, scikit-learn:
-    ~3 s on 2 cores): wait up to `seconds`, then say so and stop the page; a small fragment polls and
-    reruns the page once the data is there. Call it after the page's title. A page run on its own (AppTest)
-    waits for the data."""
+def data_ready(ws, seconds: float = 0.1) -> bool:
+    """The workspace's data set is there, after waiting up to `seconds` for one still being built (a
+    server's first seconds: reading and counting the built-in comments, pandas and scikit-learn, ~3-5 s on
+    2 cores)."""
     from concurrent.futures import wait
 
-    from pages._server import serving_app
-
     if ws.pending is not None:
-        wait([ws.pending], timeout=seconds if serving_app() else None)
-    if ws.dataset_ready:
-        return
+        wait([ws.pending], timeout=seconds)
+    return ws.dataset_ready
+
+
+def data_on_its_way(ws, title: str) -> None:
+    """Instead of a page that needs the data while it is still being built (app.py): the page's title and a
+    notice, drawn at once; a small fragment polls and reruns the app (the page itself) once the data is
+    there. The page's script does not run meanwhile, so its imports (pandas, ...) do not wait on the build
+    thread's."""
+    st.title(title)
 
     @st.fragment(run_every=1.0)  # each poll is a script run: the page settles between them
     def _poll() -> None:
@@ -54,7 +58,6 @@ def wait_for_data(ws, seconds: float = 0.3) -> None:
         st.info("Reading the built-in comments and counting words…", icon=":material/hourglass_top:")
 
     _poll()
-    st.stop()
 
 
 def synced(widget, key: str, current, apply, **kwargs):

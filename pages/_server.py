@@ -57,19 +57,6 @@ def page_started() -> None:
     _LAST_PAGE[0] = time.monotonic()
 
 
-_IN_APP = threading.Event()  # app.py's frame runs in this process (not a page on its own, as in AppTest)
-
-
-def in_app() -> None:
-    """Called at the top of app.py: the pages run inside the app's frame (see `serving_app`)."""
-    _IN_APP.set()
-
-
-def serving_app() -> bool:
-    """The pages run inside app.py's frame (a server), not each on its own (AppTest)."""
-    return _IN_APP.is_set()
-
-
 @contextlib.contextmanager
 def page_running():
     """Around app.py's page.run(): the warm-up does not start a heavy step while a page is drawn, and it

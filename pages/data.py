@@ -16,13 +16,10 @@ from pages import _common as ui
 from pages import _widgets as widgets
 from pages._widgets import setting
 
-ws = ui.workspace(wait_for_data=False)
+ws = ui.workspace()
 cfg = ws.config.data
 st.title("Data")
 st.caption("Comments with a label each. The network sees each comment as a bag of words.")
-ui.wait_for_data(ws)  # a server's first seconds: the built-in data may still be counted
-if ws.table is None:
-    ws = ui.workspace()  # the data is there now: fills in the table and the data set
 
 
 def use_table(table, key: str, name: str, source: str) -> None:

@@ -230,6 +230,15 @@ class StoredRun(RunHandle):
         self.model_problem: str | None = None  # why the saved model could not be loaded
         self._texts = store.load_texts(run_id)  # {"classes": [...], "dev": {row: [text, label]}}
 
+    @classmethod
+    def from_disk(cls, store: RunStore, run_id: str) -> StoredRun | None:
+        """The run saved under run_id; None when there is no usable config.json (or a bad run id). A broken
+        history is still a run: status "unreadable", with why."""
+        try:
+            return cls(store, run_id) if (store.folder(run_id) / "config.json").exists() else None
+        except (RunReadError, ValueError, OSError):
+            return None
+
     def request_stop(self) -> None:
         """A live run of another server sharing the runs folder: ask that server to stop it."""
         if self.status in ("queued", "running"):

@@ -33,7 +33,7 @@ from .budget import evict, in_memory
 from .handles import Job, RunHandle, StoredRun, outcome
 from .pool import SlotPool
 from .slots import WorkerSlot
-from .store import RunReadError, RunStore
+from .store import RunStore
 from .writer import Owners, RunWriter
 
 if TYPE_CHECKING:  # the web server imports this module before torch or scikit-learn (a fast first page)
@@ -139,11 +139,8 @@ class JobManager:
             if stored is not None and (stored.done or time.monotonic() - stored.read_at < 1.0):
                 self._stored.move_to_end(run_id)
                 return stored
-        try:
-            if not (self.store.folder(run_id) / "config.json").exists():
-                return None
-            stored = StoredRun(self.store, run_id)  # a broken history: status unreadable, with why
-        except (RunReadError, ValueError, OSError):  # no usable config.json (or a bad run id)
+        stored = StoredRun.from_disk(self.store, run_id)
+        if stored is None:
             return None
         with self.lock:
             self._stored[run_id] = stored
@@ -156,12 +153,8 @@ class JobManager:
 
     @property
     def store_problem(self) -> str | None:
-        """Why the runs folder refuses writes now (None: it is fine)."""
+        """Why the runs folder refuses writes now (None: it is fine; set by its `writer`)."""
         return self.writer.problem
-
-    @store_problem.setter
-    def store_problem(self, problem: str | None) -> None:
-        self.writer.problem = problem
 
     def check_store(self) -> str | None:
         """Probe the runs folder; once it takes writes again, write what it refused before (runs a
@@ -174,10 +167,7 @@ class JobManager:
     def queue_position(self, job: Job) -> int:
         """1 for the next run to start; 0 when not queued."""
         with self.lock:
-            for i, queued in enumerate(self.queue, start=1):
-                if queued is job:
-                    return i
-        return 0
+            return next((i for i, queued in enumerate(self.queue, start=1) if queued is job), 0)
 
     def jobs_of(self, owner: str) -> list[Job]:
         with self.lock:

@@ -1,15 +1,17 @@
 """Page tests (AppTest) of Data (/data): the built-in sets, an upload with its columns guessed, and
-refused files and settings that keep the previous data (also across sessions), and the notice while a
-server's first seconds still count the built-in comments."""
+refused files and settings that keep the previous data (also across sessions), and, in the app's
+frame, the notice while a server's first seconds still count the built-in comments."""
 
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.usefixtures("app_env")
 
+APP = Path(__file__).resolve().parents[2] / "app.py"
 EXCEL = ("book.csv", b"PK\x03\x04" + b"\0" * 100, "text/csv")  # an Excel workbook renamed .csv
 
 
@@ -29,15 +31,24 @@ def test_data_defaults_to_the_builtin_comments_and_switches_sets(open_page):
     assert classes == {"food", "music", "sports", "tech"}
 
 
-def test_data_says_the_comments_are_being_counted_until_they_are_there(open_page, monkeypatch):
-    """In the app (served), a server's first seconds: the page is drawn at once with a notice, then the data."""
+def test_a_page_that_needs_the_data_shows_its_title_at_once_and_the_page_once_the_data_is_there(monkeypatch):
+    """In the app's frame (app.py), a server's first seconds: Data is drawn at once as its title and a
+    notice, without running the page's script (its imports would wait on the build's), then itself; the
+    browser loads Plotly's code ahead only once the data is there."""
+    from streamlit.testing.v1 import AppTest
+
     from pages import _datasets, _server
 
     gate, read = threading.Event(), _datasets._read_builtin
-    monkeypatch.setattr(_server, "serving_app", lambda: True)
+    monkeypatch.setattr(_server, "after_first_page", lambda: None)  # no warm-up thread in a page test
     monkeypatch.setattr(_datasets, "_read_builtin", lambda name: (gate.wait(30), read(name))[1])
-    at = open_page("data")
-    assert at.title[0].value == "Data"
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.run()
+    assert not at.exception and "counting words…" in [c.value for c in at.caption]  # Home draws anyway
+    assert "PlotlyChart." not in warm_script(at)  # its 1.6 s of browser work would delay the next click
+    at.switch_page("pages/data.py").run()
+    assert not at.exception
+    assert [t.value for t in at.title] == ["Data"]
     assert [i.value for i in at.info] == ["Reading the built-in comments and counting words…"]
     assert not at.metric and not at.selectbox
     gate.set()
@@ -45,6 +56,13 @@ def test_data_says_the_comments_are_being_counted_until_they_are_there(open_page
     at.run()
     assert not at.exception and not at.info
     assert metric(at, "Comments kept") == "4,000"
+    assert warm_script(at).count("PlotlyChart.") == 1  # the data is there: charts are loaded ahead
+
+
+def warm_script(at) -> str:
+    """The script of the sidebar's frame (`pages/_browser.keep_url`): the element code it loads ahead."""
+    (frame,) = at.sidebar.get("iframe")
+    return frame.proto.srcdoc
 
 
 def test_data_upload_picks_columns_and_a_bad_file_keeps_the_previous_data(open_page):

@@ -113,6 +113,6 @@ def test_a_full_runs_folder_is_said_on_the_page_and_the_session_is_noted():
     at.run()
     jm = ui.manager()
     assert at.session_state["sid"] in jm.owners.seen  # pruning spares this session's runs
-    jm.store_problem = "the runs folder is full (3 MB free): free space or set FFNLP_RUNS_DIR"
+    jm.writer.problem = "the runs folder is full (3 MB free): free space or set FFNLP_RUNS_DIR"
     at.run()
     assert any("runs folder is full" in e.value for e in at.error)
