@@ -1,6 +1,6 @@
 """The first UMAP projection on the Representations page after a server start, as a user meets it:
 
-    python benchmarks/bench_first_umap.py [--csv PATH] [--epochs 1] [--json]
+    python benchmarks/bench_first_umap.py [--csv PATH] [--epochs 1] [--shot PNG] [--json]
 
 A fresh `streamlit run app.py` (bench_app.Served: its own process group, a temp runs folder); in Chromium:
 Data -> upload the CSV (default: the Davidson tweets, 24,783 rows, whose dev split gives 2,000 captured
@@ -38,7 +38,7 @@ STATE = """() => [
     .map(gd => gd._fullLayout && gd._fullLayout.title ? gd._fullLayout.title.text.replace(/<[^>]*>/g, '') : '')
     .filter(t => t.includes(' · '))]"""  # still compiling?, the scatter panels' titles ("h0 (100 units) · UMAP")
 POINTS = """() => { const gd = document.querySelector('.st-key-repr_view .js-plotly-plot');
-  return gd && gd._fullData && gd._fullData.length ? gd._fullData.reduce((n, t) => n + t.x.length, 0) : 0; }"""
+  return gd && gd._fullData ? gd._fullData.reduce((n, t) => n + (t._length || 0), 0) : 0; }"""  # SVG or WebGL
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--panels", type=int, default=3, help="scatter panels to wait for (the page's default: input, h0, h2)"
     )
+    parser.add_argument("--shot", help="a screenshot of the page once every panel shows UMAP (PNG path)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     from playwright.sync_api import sync_playwright
@@ -96,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
             report["first_umap_seconds"] = done - ready
             report["panels"] = titles
             report["points_per_panel"] = page.evaluate(POINTS)
+            if args.shot:
+                page.locator(".st-key-repr_view").screenshot(path=args.shot)
             browser.close()
     finally:
         server.stop()

@@ -112,10 +112,7 @@ def start_compare() -> None:
 
 
 comparing = any(r is not None and not r.done for r in compare_runs().values())
-c1, c2, c4, c3 = st.columns([1.2, 3, 2, 1.4], vertical_alignment="bottom")
-c1.number_input(
-    "Hidden layers", 2, MAX_HIDDEN_LAYERS, int(saved.get("depth", 6)), key="gradients_compare_depth"
-)
+c2, c4 = st.columns([3, 2])  # a row of their own: four activations' chips fit without being cut
 c2.multiselect(
     "Activations",
     list(gr.COMPARE_ACTIVATIONS),
@@ -128,6 +125,10 @@ c4.multiselect(
     default=list(saved.get("inits") or ["default"]),
     key="gradients_compare_inits",
     help="Several: one run per activation and initialization (Glorot & Bengio 2010: the default shrinks it).",
+)
+c1, _, c3 = st.columns([1.7, 3.1, 1.4], vertical_alignment="bottom")
+c1.number_input(
+    "Hidden layers", 2, MAX_HIDDEN_LAYERS, int(saved.get("depth", 6)), key="gradients_compare_depth"
 )
 c3.button(
     "Compare",

@@ -124,8 +124,9 @@ def draw(run, snaps) -> None:
     raw, why = pj.input_rows(run, rows) if pj.INPUT in layers else (None, "")
     shown = [x for x in layers if x != pj.INPUT or raw is not None]
     status = umap_service.umap_status()
+    progress = st.empty()  # always there, so the panels keep their places (and their drawn charts) after it
     if method == "umap" and status["state"] != "ready":
-        st.progress(status["fraction"], text=umap_service.status_text(status))
+        progress.progress(status["fraction"], text=umap_service.status_text(status))
     per_row = min(3, max(1, len(shown)))  # any number of layers, at most three panels a row
     cols = [c for i in range(0, len(shown), per_row) for c in st.columns(per_row)]
     picked = []
