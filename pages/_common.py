@@ -36,14 +36,14 @@ from pages._server import after_first_page, devices, manager, page_running, warm
 from pages._state import current_run, leave_legacy_pages_mode, restore_from_url, workspace
 
 __all__ = [
-    "data_on_its_way",
-    "data_ready",
     "POLL_SECONDS",
     "after_first_page",
     "builtin_table",
     "chart",
     "error",
     "current_run",
+    "data_on_its_way",
+    "data_ready",
     "dataset_key",
     "devices",
     "fmt_count",

@@ -1,5 +1,6 @@
-"""Small helpers every page uses: links to other pages, the stop when no data is loaded, the notice while the built-in data is counted, widgets synced
-to the workspace config, charts (projector-sized in the classroom view), and number formatting."""
+"""Small helpers every page uses: links to other pages, the stop when no data is loaded, the notice while
+the built-in data is counted, widgets synced to the workspace config, charts (projector-sized in the
+classroom view), and number formatting."""
 
 from __future__ import annotations
 
