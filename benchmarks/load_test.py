@@ -248,6 +248,7 @@ async def ws_class(server: Server, args, store: RunStore, report: dict, probes: 
     sessions = [WsSession(server.url("")) for _ in range(args.sessions)]
     t0 = time.monotonic()
     await asyncio.gather(*(s.open("/train") for s in sessions))
+    await asyncio.gather(*(s.wait_for_widget("train_epochs") for s in sessions))  # the data may be counted
     await asyncio.gather(*(s.set_int("train_epochs", args.epochs) for s in sessions))
     report["open_seconds"] = time.monotonic() - t0
     probes.set_phase("training")

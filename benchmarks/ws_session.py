@@ -85,6 +85,17 @@ class WsSession:
         self.page_name = "" if self.page_hash else name
         return await self._rerun("page", timeout=timeout)
 
+    async def wait_for_widget(self, key: str, timeout: float = 120) -> float:
+        """Seconds until the page shows the widget `key`: in a server's first seconds a page that needs the
+        data is drawn first as its title and a notice, and reruns itself (a fragment's timer) once the
+        built-in data is counted."""
+        t0 = time.monotonic()
+        while key not in self.widget_ids:
+            if time.monotonic() - t0 > timeout:
+                raise TimeoutError(f"no widget with key {key!r} after {timeout:.0f} s")
+            await asyncio.sleep(0.05)
+        return time.monotonic() - t0
+
     async def set_int(self, key: str, value: int, timeout: float = 120) -> float:
         wid = self._id(key)
         self.values[wid] = WidgetState(id=wid, int_value=value)
